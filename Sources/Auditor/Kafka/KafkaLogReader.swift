@@ -1,0 +1,159 @@
+import CRdKafka
+import Dispatch
+import Logging
+
+/// How auditd connects to Kafka. Extra librdkafka properties may be given; the ones that make the
+/// reader a plain log reader (no group join, no commits, errors instead of silent offset resets) are fixed.
+public struct KafkaReaderConfiguration: Sendable {
+    public var brokers: String
+    public var clientID: String
+    /// Required by librdkafka for `assign`; auditd never joins or commits to it.
+    public var groupID: String
+    public var properties: [String: String]
+
+    public init(
+        brokers: String, clientID: String = "auditd", groupID: String = "auditd-reader",
+        properties: [String: String] = [:]
+    ) {
+        self.brokers = brokers
+        self.clientID = clientID
+        self.groupID = groupID
+        self.properties = properties
+    }
+
+    var librdkafkaProperties: [(String, String)] {
+        var props: [(String, String)] = [
+            ("bootstrap.servers", brokers),
+            ("client.id", clientID),
+            ("group.id", groupID),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            // An offset outside the log is an error we report, never a silent jump to 0 or to the end.
+            ("auto.offset.reset", "error"),
+            ("log.queue", "true"),
+            // Milvus producers allow 10 MB messages.
+            ("fetch.message.max.bytes", "10485760"),
+            ("queued.max.messages.kbytes", "32768"),
+            ("topic.metadata.refresh.interval.ms", "10000"),
+            ("reconnect.backoff.ms", "50"),
+            ("reconnect.backoff.max.ms", "2000"),
+        ]
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            props.removeAll { $0.0 == key }
+            props.append((key, value))
+        }
+        return props
+    }
+}
+
+/// The seam between auditd and a Kafka log: explicit positions on partition 0 of each topic.
+public protocol KafkaLog: Sendable {
+    func listTopics(timeout: Duration) async throws -> [String]
+    func watermarks(topic: String, partition: Int32, timeout: Duration) async throws -> Watermarks
+    /// Watermarks seen in the last fetch response (exact even where ListOffsets is not), if any.
+    func fetchedWatermarks(topic: String, partition: Int32) -> Watermarks?
+    func assign(_ positions: [TopicPosition]) throws
+    func unassign(_ positions: [TopicPosition]) throws
+    /// Up to `maxMessages` events; waits at most `timeout` when nothing is ready.
+    func poll(maxMessages: Int, timeout: Duration) async throws -> [KafkaEvent]
+}
+
+extension KafkaLog {
+    /// Topics named `<prefix>_<N>` (Milvus pchannels), sorted by N.
+    public func pchannelTopics(prefix: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+        try await listTopics(timeout: timeout).compactMap { name -> (Int, String)? in
+            guard name.hasPrefix(prefix + "_"), let index = Int(name.dropFirst(prefix.count + 1)), index >= 0 else {
+                return nil
+            }
+            return (index, name)
+        }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+}
+
+/// A Kafka log reader over librdkafka: assigned partitions at explicit offsets, batch polls that never
+/// block Swift's cooperative thread pool, librdkafka logs in swift-log.
+public final class KafkaLogReader: KafkaLog {
+    private let handle: RdKafkaHandle
+    private let blocking: DispatchQueue
+    private let logger: Logger
+
+    public init(configuration: KafkaReaderConfiguration, logger: Logger) throws(KafkaError) {
+        handle = try RdKafkaHandle(role: .consumer, properties: configuration.librdkafkaProperties)
+        blocking = DispatchQueue(label: "auditd.kafka.reader")
+        var logger = logger
+        logger[metadataKey: "kafka.brokers"] = "\(configuration.brokers)"
+        self.logger = logger
+    }
+
+    /// Runs a blocking librdkafka call on the reader's own dispatch queue, off the cooperative pool.
+    private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            blocking.async {
+                do throws(KafkaError) {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func checkFatal() throws(KafkaError) {
+        if let fatal = handle.drainEvents(logger: logger).first(where: \.isFatal) {
+            throw fatal
+        }
+    }
+
+    public func listTopics(timeout: Duration) async throws -> [String] {
+        try checkFatal()
+        let handle = handle
+        let ms = timeout.milliseconds
+        return try await offPool { () throws(KafkaError) in try handle.listTopics(timeoutMs: ms).map(\.name) }
+    }
+
+    public func watermarks(topic: String, partition: Int32 = 0, timeout: Duration) async throws -> Watermarks {
+        try checkFatal()
+        let handle = handle
+        let ms = timeout.milliseconds
+        return try await offPool { () throws(KafkaError) in
+            try handle.queryWatermarks(topic: topic, partition: partition, timeoutMs: ms)
+        }
+    }
+
+    public func fetchedWatermarks(topic: String, partition: Int32 = 0) -> Watermarks? {
+        handle.fetchedWatermarks(topic: topic, partition: partition)
+    }
+
+    public func assign(_ positions: [TopicPosition]) throws {
+        try handle.incrementalAssign(positions)
+        for position in positions {
+            logger.debug(
+                "assigned", metadata: ["kafka.topic": "\(position.topic)", "kafka.offset": "\(position.offset.raw)"])
+        }
+    }
+
+    public func unassign(_ positions: [TopicPosition]) throws {
+        try handle.incrementalUnassign(positions)
+    }
+
+    public func poll(maxMessages: Int = 1000, timeout: Duration) async throws -> [KafkaEvent] {
+        try checkFatal()
+        // A non-blocking attempt first: when messages are queued, no thread hop at all.
+        let ready = handle.consumeBatch(max: maxMessages, timeoutMs: 0)
+        if !ready.isEmpty { return ready }
+        let handle = handle
+        let ms = timeout.milliseconds
+        let events = try await offPool { () throws(KafkaError) in handle.consumeBatch(max: maxMessages, timeoutMs: ms) }
+        try checkFatal()
+        return events
+    }
+}
+
+extension Duration {
+    var milliseconds: Int32 {
+        let (seconds, attoseconds) = components
+        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(0, ms))
+    }
+}

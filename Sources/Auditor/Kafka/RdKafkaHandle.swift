@@ -1,0 +1,241 @@
+import CRdKafka
+import Logging
+
+/// The C-shaped layer: the one owner of an `rd_kafka_t` and its queues. Only this type frees them.
+/// librdkafka handles are thread-safe; blocking calls on it are made from `BlockingExecutor`, never
+/// from Swift's cooperative pool.
+final class RdKafkaHandle: @unchecked Sendable {
+    enum Role {
+        case consumer
+        case producer
+    }
+
+    let pointer: OpaquePointer
+    private let mainQueue: OpaquePointer
+    /// The consumer queue (nil for producers).
+    let consumerQueue: OpaquePointer?
+
+    /// Builds the handle; on any failure everything already created is freed.
+    init(role: Role, properties: [(String, String)]) throws(KafkaError) {
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_conf_new failed")
+        }
+        var errorText = [CChar](repeating: 0, count: 512)
+        for (key, value) in properties {
+            let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
+            if result != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw KafkaError(kind: .configuration, code: 0, message: "kafka property '\(key)': \(reason)")
+            }
+        }
+        // Logs and errors become events on the main queue, drained into swift-log by `drainEvents`.
+        rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_ERROR))
+        let type = role == .consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER
+        guard let rk = rd_kafka_new(type, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)  // not taken over on failure
+            let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw KafkaError(kind: .configuration, code: 0, message: "rd_kafka_new: \(reason)")
+        }
+        pointer = rk
+        rd_kafka_set_log_queue(rk, nil)  // route logs to the main queue
+        mainQueue = rd_kafka_queue_get_main(rk)
+        consumerQueue = role == .consumer ? rd_kafka_queue_get_consumer(rk) : nil
+    }
+
+    deinit {
+        if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
+        rd_kafka_queue_destroy(mainQueue)
+        if consumerQueue != nil { rd_kafka_consumer_close(pointer) }
+        rd_kafka_destroy(pointer)
+    }
+
+    /// Serves pending log and error events without blocking. Returns the errors (fatal ones included).
+    func drainEvents(logger: Logger) -> [KafkaError] {
+        var errors: [KafkaError] = []
+        while let event = rd_kafka_queue_poll(mainQueue, 0) {
+            switch Int32(rd_kafka_event_type(event)) {
+            case Int32(RD_KAFKA_EVENT_LOG):
+                var facility: UnsafePointer<CChar>?
+                var text: UnsafePointer<CChar>?
+                var level: Int32 = 6
+                if rd_kafka_event_log(event, &facility, &text, &level) == 0 {
+                    let message = text.map { String(cString: $0) } ?? ""
+                    logger.log(
+                        level: Self.logLevel(syslog: level), "\(message)",
+                        metadata: ["kafka.facility": "\(facility.map { String(cString: $0) } ?? "?")"])
+                }
+            case Int32(RD_KAFKA_EVENT_ERROR):
+                let code = rd_kafka_event_error(event)
+                let text = rd_kafka_event_error_string(event).map { String(cString: $0) }
+                let fatal = rd_kafka_event_error_is_fatal(event) != 0
+                var error = KafkaError.from(code: code, message: text, fatal: fatal)
+                if fatal, code == RD_KAFKA_RESP_ERR__FATAL {
+                    var buffer = [CChar](repeating: 0, count: 512)
+                    let original = rd_kafka_fatal_error(pointer, &buffer, buffer.count)
+                    error.code = original.rawValue
+                    error.message = String(
+                        decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                }
+                logger.log(
+                    level: error.isFatal ? .error : .warning, "librdkafka error",
+                    metadata: ["kafka.error": "\(error)"])
+                errors.append(error)
+            default:
+                break
+            }
+            rd_kafka_event_destroy(event)
+        }
+        return errors
+    }
+
+    static func logLevel(syslog: Int32) -> Logger.Level {
+        switch syslog {
+        case ...2: return .critical
+        case 3: return .error
+        case 4: return .warning
+        case 5: return .notice
+        case 6: return .info
+        default: return .debug
+        }
+    }
+
+    /// Blocks up to `timeoutMs`: one batch from the consumer queue, bytes copied out before destroy.
+    func consumeBatch(max: Int, timeoutMs: Int32) -> [KafkaEvent] {
+        guard let consumerQueue, max > 0 else { return [] }
+        var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: max)
+        let count = messages.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), buffer.baseAddress, max)
+        }
+        if count < 0 {
+            return [.error(KafkaError.from(code: rd_kafka_last_error()))]
+        }
+        var events: [KafkaEvent] = []
+        events.reserveCapacity(count)
+        for index in 0..<count {
+            guard let message = messages[index] else { continue }
+            events.append(Self.event(from: message))
+            rd_kafka_message_destroy(message)
+        }
+        return events
+    }
+
+    private static func event(from message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaEvent {
+        let m = message.pointee
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            return .partitionEnd(topic: topic, partition: m.partition, offset: m.offset)
+        }
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            // For consumer errors the payload holds a human-readable reason.
+            let text: String? =
+                m.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.len), as: UTF8.self) }
+            return .error(
+                KafkaError.from(code: m.err, message: text, topic: topic, partition: m.partition, offset: m.offset))
+        }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        var headers: [KafkaHeader] = []
+        var headerList: OpaquePointer?
+        if rd_kafka_message_headers(message, &headerList) == RD_KAFKA_RESP_ERR_NO_ERROR, let headerList {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(headerList, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+                headers.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "", value: bytes))
+                index += 1
+            }
+        }
+        return .record(
+            KafkaRecord(
+                topic: topic,
+                partition: m.partition,
+                offset: m.offset,
+                timestampMs: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp,
+                key: m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) },
+                headers: headers,
+                value: m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+            ))
+    }
+
+    /// Adds partitions at explicit offsets to the assignment (no group join, no commit).
+    func incrementalAssign(_ positions: [TopicPosition]) throws(KafkaError) {
+        try withPartitionList(positions) { list throws(KafkaError) in
+            if let error = rd_kafka_incremental_assign(pointer, list) {
+                defer { rd_kafka_error_destroy(error) }
+                throw KafkaError.from(
+                    code: rd_kafka_error_code(error), message: String(cString: rd_kafka_error_string(error)),
+                    fatal: rd_kafka_error_is_fatal(error) != 0)
+            }
+        }
+    }
+
+    func incrementalUnassign(_ positions: [TopicPosition]) throws(KafkaError) {
+        try withPartitionList(positions) { list throws(KafkaError) in
+            if let error = rd_kafka_incremental_unassign(pointer, list) {
+                defer { rd_kafka_error_destroy(error) }
+                throw KafkaError.from(
+                    code: rd_kafka_error_code(error), message: String(cString: rd_kafka_error_string(error)))
+            }
+        }
+    }
+
+    private func withPartitionList(
+        _ positions: [TopicPosition], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws(KafkaError) -> Void
+    ) throws(KafkaError) {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(positions.count)) else {
+            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_topic_partition_list_new failed")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for position in positions {
+            let element = rd_kafka_topic_partition_list_add(list, position.topic, position.partition)
+            element?.pointee.offset = position.offset.raw
+        }
+        try body(list)
+    }
+
+    /// Blocking: ListOffsets for (topic, partition).
+    func queryWatermarks(topic: String, partition: Int32, timeoutMs: Int32) throws(KafkaError) -> Watermarks {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_query_watermark_offsets(pointer, topic, partition, &low, &high, timeoutMs)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.from(code: result, topic: topic, partition: partition)
+        }
+        return Watermarks(low: low, high: high)
+    }
+
+    /// Non-blocking: the watermarks from the last fetch response of an assigned partition.
+    func fetchedWatermarks(topic: String, partition: Int32) -> Watermarks? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let result = rd_kafka_get_watermark_offsets(pointer, topic, partition, &low, &high)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return Watermarks(low: max(low, 0), high: high)
+    }
+
+    /// Blocking: every topic name the cluster reports, with its partition count.
+    func listTopics(timeoutMs: Int32) throws(KafkaError) -> [(name: String, partitions: Int32)] {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let result = rd_kafka_metadata(pointer, 1, nil, &metadata, timeoutMs)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError.from(code: result)
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        let md = metadata.pointee
+        var topics: [(String, Int32)] = []
+        for index in 0..<Int(md.topic_cnt) {
+            let topic = md.topics[index]
+            guard topic.err == RD_KAFKA_RESP_ERR_NO_ERROR, let name = topic.topic else { continue }
+            topics.append((String(cString: name), topic.partition_cnt))
+        }
+        return topics
+    }
+}
+
+/// librdkafka's version as loaded at run time (may differ from the headers we built against).
+public enum KafkaLibrary {
+    public static var runtimeVersion: String { String(cString: rd_kafka_version_str()) }
+}

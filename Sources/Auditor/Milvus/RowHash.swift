@@ -1,0 +1,80 @@
+import CXXHash
+import Foundation
+
+/// Builds the canonical byte string of one row and hashes it with XXH3-64 (seed 0).
+/// The layout is specified in docs/row-hash.md; keep the two in step (a version bump if it changes).
+///
+/// Row = concatenation, over the row's fields in ascending field id, of
+///   field_id: int64 LE | data_type: int32 LE | length: uint32 LE | value bytes (see `appendScalar`).
+struct RowHashBuilder {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 1024) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    mutating func appendFieldHeader(fieldID: Int64, type: Int32, length: Int) {
+        appendLE(fieldID)
+        appendLE(type)
+        appendLE(UInt32(truncatingIfNeeded: length))
+    }
+
+    mutating func appendLE<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func appendRaw(_ raw: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: raw)
+    }
+
+    mutating func appendRaw<C: Collection<UInt8>>(_ raw: C) {
+        bytes.append(contentsOf: raw)
+    }
+
+    /// A complete field whose value is given as raw bytes.
+    mutating func appendField(fieldID: Int64, type: Int32, value: UnsafeRawBufferPointer) {
+        appendFieldHeader(fieldID: fieldID, type: type, length: value.count)
+        bytes.append(contentsOf: value)
+    }
+
+    var hash: UInt64 {
+        bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+    }
+}
+
+extension RowHashBuilder {
+    /// Canonical value encodings of scalars:
+    /// Bool 1 byte; Int8/16/32/64 as int64 LE; Float binary32 LE bits; Double binary64 LE bits;
+    /// String/VarChar UTF-8; JSON the text bytes exactly as sent.
+    mutating func appendScalarBool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    mutating func appendScalarInt(_ value: Int64) { appendLE(value) }
+    mutating func appendScalarFloat(_ value: Float) { appendLE(value.bitPattern) }
+    mutating func appendScalarDouble(_ value: Double) { appendLE(value.bitPattern) }
+    mutating func appendScalarString(_ value: String) {
+        var value = value
+        value.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+}
+
+/// XXH3-64 of arbitrary bytes (seed 0), exposed for tools and tests.
+public enum XXH3 {
+    public static func hash64(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+    }
+    public static var libraryVersion: String {
+        let v = XXH_versionNumber()
+        return "\(v / 10000).\((v / 100) % 100).\(v % 100)"
+    }
+}
+
+extension UInt64 {
+    /// 16 lowercase hex digits, the form row hashes take in JSON and reports.
+    public var hex16: String {
+        let digits = String(self, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}

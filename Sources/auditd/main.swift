@@ -1,0 +1,2 @@
+import Auditor
+print(KafkaLibrary.runtimeVersion)
