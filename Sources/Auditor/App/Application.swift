@@ -1,0 +1,64 @@
+import CRdKafka
+import Logging
+
+public enum AuditorVersion {
+    public static let current = "0.1.0"
+    /// librdkafka's version in the headers auditd was built against.
+    public static var builtAgainstLibrdkafka: String {
+        let v = Int(RD_KAFKA_VERSION)
+        return "\((v >> 24) & 0xff).\((v >> 16) & 0xff).\((v >> 8) & 0xff)"
+    }
+    public static var banner: String {
+        "auditd \(current) (librdkafka \(KafkaLibrary.runtimeVersion) at run time, built against "
+            + "\(builtAgainstLibrdkafka); xxhash \(XXH3.libraryVersion))"
+    }
+}
+
+/// Everything auditd needs from the outside world, injected: Kafka, logging.
+public struct AuditorConfiguration: Sendable {
+    public var brokers: String
+    public var topicPrefix: String
+    public var kafkaProperties: [String: String]
+    public var logger: Logger
+    /// The Kafka seam: tests swap in an in-memory log or the librdkafka mock cluster.
+    public var makeKafkaLog: @Sendable (KafkaReaderConfiguration, Logger) throws -> any KafkaLog
+
+    public init(
+        brokers: String, topicPrefix: String = "by-dev-rootcoord-dml", kafkaProperties: [String: String] = [:],
+        logger: Logger = Logger(label: "auditd"),
+        makeKafkaLog: @escaping @Sendable (KafkaReaderConfiguration, Logger) throws -> any KafkaLog = {
+            try KafkaLogReader(configuration: $0, logger: $1)
+        }
+    ) {
+        self.brokers = brokers
+        self.topicPrefix = topicPrefix
+        self.kafkaProperties = kafkaProperties
+        self.logger = logger
+        self.makeKafkaLog = makeKafkaLog
+    }
+}
+
+/// The assembled program; `main` and the tests build it the same way.
+public struct Application: Sendable {
+    public let configuration: AuditorConfiguration
+
+    public func makeKafkaLog() throws -> any KafkaLog {
+        var logger = configuration.logger
+        logger[metadataKey: "component"] = "kafka"
+        return try configuration.makeKafkaLog(
+            KafkaReaderConfiguration(brokers: configuration.brokers, properties: configuration.kafkaProperties),
+            logger)
+    }
+
+    public func walReader(fromBeginning: Bool, untilEnd: Bool) throws -> WALReader {
+        WALReader(
+            log: try makeKafkaLog(),
+            options: WALReader.Options(
+                topicPrefix: configuration.topicPrefix, fromBeginning: fromBeginning, untilEnd: untilEnd),
+            logger: configuration.logger)
+    }
+}
+
+public func buildApplication(_ configuration: AuditorConfiguration) -> Application {
+    Application(configuration: configuration)
+}
