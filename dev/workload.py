@@ -56,9 +56,9 @@ def scalars_schema():
     )
 
 
-def reid_row(rng, i, dim):
+def reid_row(rng, nprng, i, dim):
     camera = rng.randrange(16)
-    vec = rng_vector(rng, dim)
+    vec = rng_vector(nprng, dim)
     row = {
         "detection_id": f"cam{camera:02d}-f{i:07d}-{rng.randrange(1 << 30):08x}",
         "embedding": vec,
@@ -72,8 +72,8 @@ def reid_row(rng, i, dim):
     return row
 
 
-def rng_vector(rng, dim):
-    vec = np.asarray([rng.gauss(0, 1) for _ in range(dim)], dtype=np.float32)
+def rng_vector(nprng, dim):
+    vec = nprng.standard_normal(dim).astype(np.float32)
     vec /= np.linalg.norm(vec)
     return vec.tolist()
 
@@ -143,6 +143,7 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    nprng = np.random.default_rng(args.seed)
     connections.connect(uri=args.uri)
     started = time.time()
     plans = []
@@ -150,7 +151,7 @@ def main():
         reid = create(
             f"{args.prefix}_reid", reid_schema(args.dim), "embedding",
             {"index_type": "FLAT", "metric_type": "IP", "params": {}}, args.shards, args.replicas)
-        plans.append((reid, lambda i: reid_row(rng, i, args.dim), "detection_id"))
+        plans.append((reid, lambda i: reid_row(rng, nprng, i, args.dim), "detection_id"))
     if args.only in (None, "scalars"):
         scalars = create(
             f"{args.prefix}_scalars", scalars_schema(), "sig",
