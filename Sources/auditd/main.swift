@@ -51,6 +51,26 @@ struct Auditd: AsyncParsableCommand {
         version: AuditorVersion.banner,
         subcommands: [Tail.self]
     )
+
+    /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code == .validationFailure && message(for: error).isEmpty {
+                exit(withError: error)  // --help, --version
+            }
+            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if !text.isEmpty { FileHandle.standardError.write(Data("auditd: \(text)\n".utf8)) }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 struct Tail: AsyncParsableCommand {
