@@ -1,1 +1,160 @@
-print("bench")
+import Auditor
+import Foundation
+import Logging
+
+// auditd-bench — the numbers in docs/benchmarks.md.
+//
+//   auditd-bench decode --brokers B --topic T [--passes N]
+//       reads every record of T into memory once, then decodes + row-hashes them N times on one core.
+//   auditd-bench e2e --brokers B --topic T [--rounds N]
+//       side by side, alternating: raw librdkafka consume of T (auditd's reader, no decoding), kcat,
+//       and auditd's reader + decoder + row hash — each from offset 0 to the end of T.
+
+struct Arguments {
+    var mode = ""
+    var brokers = ProcessInfo.processInfo.environment["AUDITD_BROKERS"] ?? "127.0.0.1:9092"
+    var topic = ""
+    var passes = 5
+    var rounds = 3
+
+    init() {
+        var args = CommandLine.arguments.dropFirst()
+        mode = args.popFirst() ?? ""
+        while let flag = args.popFirst() {
+            let value = args.popFirst() ?? ""
+            switch flag {
+            case "--brokers": brokers = value
+            case "--topic": topic = value
+            case "--passes": passes = Int(value) ?? passes
+            case "--rounds": rounds = Int(value) ?? rounds
+            default:
+                FileHandle.standardError.write(Data("auditd-bench: unknown flag \(flag)\n".utf8))
+                exit(64)
+            }
+        }
+        guard ["decode", "e2e"].contains(mode), !topic.isEmpty else {
+            FileHandle.standardError.write(Data("usage: auditd-bench decode|e2e --topic T [--brokers B]\n".utf8))
+            exit(64)
+        }
+    }
+}
+
+let logger = Logger(label: "bench")
+
+struct Pass {
+    var records = 0
+    var rows = 0
+    var bytes = 0
+    var seconds = 0.0
+}
+
+func readTopic(_ brokers: String, _ topic: String, decode: Bool) async throws -> Pass {
+    let reader = try KafkaLogReader(
+        configuration: KafkaReaderConfiguration(brokers: brokers, groupID: "bench-\(UUID().uuidString)"), logger: logger)
+    let marks = try await reader.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+    var decoder = WALDecoder()
+    let clock = ContinuousClock()
+    let start = clock.now
+    try reader.assign([TopicPosition(topic: topic, offset: .beginning)])
+    var pass = Pass()
+    var done = marks.high <= marks.low
+    while !done {
+        for event in try await reader.poll(maxMessages: 1000, timeout: .milliseconds(500)) {
+            switch event {
+            case .record(let record):
+                pass.records += 1
+                pass.bytes += record.value?.count ?? 0
+                if decode, case .insert(let insert) = decoder.decode(record).body { pass.rows += insert.rows.count }
+                if record.offset + 1 >= marks.high { done = true }
+            case .partitionEnd(_, _, let offset):
+                if offset >= marks.high { done = true }
+            case .error(let error):
+                throw error
+            }
+        }
+    }
+    pass.seconds = (clock.now - start).seconds
+    return pass
+}
+
+func kcat(_ brokers: String, _ topic: String) throws -> Double {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q"]
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    let start = ContinuousClock.now
+    try process.run()
+    process.waitUntilExit()
+    return (ContinuousClock.now - start).seconds
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+let args = Arguments()
+switch args.mode {
+case "decode":
+    let reader = try KafkaLogReader(
+        configuration: KafkaReaderConfiguration(brokers: args.brokers, groupID: "bench-load"), logger: logger)
+    let marks = try await reader.watermarks(topic: args.topic, partition: 0, timeout: .seconds(10))
+    try reader.assign([TopicPosition(topic: args.topic, offset: .beginning)])
+    var records: [KafkaRecord] = []
+    while records.last.map({ $0.offset + 1 < marks.high }) ?? (marks.high > 0) {
+        for case .record(let record) in try await reader.poll(maxMessages: 1000, timeout: .milliseconds(500)) {
+            records.append(record)
+        }
+    }
+    let inserts = records.filter {
+        var d = WALDecoder()
+        if case .insert = d.decode($0).body { return true }
+        return false
+    }
+    let bytes = inserts.reduce(0) { $0 + ($1.value?.count ?? 0) }
+    var rates: [Double] = []
+    var rows = 0
+    for _ in 0..<args.passes {
+        var decoder = WALDecoder()
+        rows = 0
+        let start = ContinuousClock.now
+        for record in inserts {
+            if case .insert(let insert) = decoder.decode(record).body { rows += insert.rows.count }
+        }
+        rates.append(Double(rows) / (ContinuousClock.now - start).seconds)
+    }
+    let rate = median(rates)
+    print("| records | rows | MB | passes | rows/s (median) | MB/s | rows/s per pass |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        String(
+            format: "| %d | %d | %.1f | %d | %.0f | %.0f | %@ |", inserts.count, rows, Double(bytes) / 1e6, args.passes,
+            rate, rate / Double(max(rows, 1)) * Double(bytes) / 1e6,
+            rates.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+case "e2e":
+    var raw: [Double] = []
+    var kcats: [Double] = []
+    var decoded: [Double] = []
+    var last = Pass()
+    for _ in 0..<args.rounds {
+        raw.append(try await readTopic(args.brokers, args.topic, decode: false).seconds)
+        kcats.append(try kcat(args.brokers, args.topic))
+        last = try await readTopic(args.brokers, args.topic, decode: true)
+        decoded.append(last.seconds)
+    }
+    let rows = Double(last.rows)
+    let mb = Double(last.bytes) / 1e6
+    print("| reader | median s | rows/s | MB/s | vs raw librdkafka | vs kcat |")
+    print("|---|---|---|---|---|---|")
+    for (name, times) in [("raw librdkafka (auditd reader, no decode)", raw), ("kcat -C -e -q", kcats), ("auditd decode + row hash", decoded)] {
+        let t = median(times)
+        print(
+            String(
+                format: "| %@ | %.2f | %.0f | %.0f | %.2f | %.2f |", name, t, rows / t, mb / t, median(raw) / t,
+                median(kcats) / t))
+    }
+    print("records \(last.records), rows \(last.rows), \(String(format: "%.1f", mb)) MB, rounds \(args.rounds)")
+default:
+    break
+}
