@@ -40,18 +40,27 @@ struct Arguments {
 }
 
 let logger = Logger(label: "bench")
+/// BENCH_PROPS="k=v,k=v": extra librdkafka properties for experiments.
+let extraProperties: [String: String] = Dictionary(
+    (ProcessInfo.processInfo.environment["BENCH_PROPS"] ?? "").split(separator: ",").compactMap { pair in
+        let kv = pair.split(separator: "=", maxSplits: 1)
+        return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil
+    }, uniquingKeysWith: { a, _ in a })
 
 struct Pass {
     var records = 0
     var rows = 0
     var bytes = 0
     var seconds = 0.0
+    var firstRecordSeconds = 0.0
 }
 
-func readTopic(_ brokers: String, _ topic: String, decode: Bool) async throws -> Pass {
+/// Reads offsets [0, end) of the topic, optionally decoding every record.
+func readTopic(_ brokers: String, _ topic: String, end: Int64, decode: Bool) async throws -> Pass {
     let reader = try KafkaLogReader(
-        configuration: KafkaReaderConfiguration(brokers: brokers, groupID: "bench-\(UUID().uuidString)"), logger: logger)
-    let marks = try await reader.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+        configuration: KafkaReaderConfiguration(brokers: brokers, groupID: "bench-\(UUID().uuidString)", properties: extraProperties),
+        logger: logger)
+    let marks = Watermarks(low: 0, high: end)
     var decoder = WALDecoder()
     let clock = ContinuousClock()
     let start = clock.now
@@ -62,6 +71,7 @@ func readTopic(_ brokers: String, _ topic: String, decode: Bool) async throws ->
         for event in try await reader.poll(maxMessages: 1000, timeout: .milliseconds(500)) {
             switch event {
             case .record(let record):
+                if pass.records == 0 { pass.firstRecordSeconds = (clock.now - start).seconds }
                 pass.records += 1
                 pass.bytes += record.value?.count ?? 0
                 if decode, case .insert(let insert) = decoder.decode(record).body { pass.rows += insert.rows.count }
@@ -77,10 +87,14 @@ func readTopic(_ brokers: String, _ topic: String, decode: Bool) async throws ->
     return pass
 }
 
-func kcat(_ brokers: String, _ topic: String) throws -> Double {
+/// kcat reading `count` records from the beginning (Tansu's fetch responses never let librdkafka
+/// signal partition EOF, so `-e` would wait forever; `-c` stops at the count).
+func kcat(_ brokers: String, _ topic: String, count: Int64) throws -> Double {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q"]
+    process.arguments = [
+        "timeout", "300", "kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-c", String(count), "-q",
+    ]
     process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
     let start = ContinuousClock.now
     try process.run()
@@ -137,10 +151,17 @@ case "e2e":
     var kcats: [Double] = []
     var decoded: [Double] = []
     var last = Pass()
+    let probe = try KafkaLogReader(
+        configuration: KafkaReaderConfiguration(brokers: args.brokers, groupID: "bench-probe"), logger: logger)
+    let end = try await probe.watermarks(topic: args.topic, partition: 0, timeout: .seconds(10)).high
     for _ in 0..<args.rounds {
-        raw.append(try await readTopic(args.brokers, args.topic, decode: false).seconds)
-        kcats.append(try kcat(args.brokers, args.topic))
-        last = try await readTopic(args.brokers, args.topic, decode: true)
+        let rawPass = try await readTopic(args.brokers, args.topic, end: end, decode: false)
+        raw.append(rawPass.seconds)
+        if ProcessInfo.processInfo.environment["BENCH_VERBOSE"] != nil {
+            print("raw: first record after \(rawPass.firstRecordSeconds)s, total \(rawPass.seconds)s")
+        }
+        kcats.append(try kcat(args.brokers, args.topic, count: end))
+        last = try await readTopic(args.brokers, args.topic, end: end, decode: true)
         decoded.append(last.seconds)
     }
     let rows = Double(last.rows)

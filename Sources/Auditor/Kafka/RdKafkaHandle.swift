@@ -104,8 +104,14 @@ final class RdKafkaHandle: @unchecked Sendable {
     func consumeBatch(max: Int, timeoutMs: Int32) -> [KafkaEvent] {
         guard let consumerQueue, max > 0 else { return [] }
         var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: max)
-        let count = messages.withUnsafeMutableBufferPointer { buffer in
-            rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), buffer.baseAddress, max)
+        // consume_batch_queue waits until `max` messages or the timeout: wait for the first message
+        // only, then take whatever else is queued without waiting.
+        let count = messages.withUnsafeMutableBufferPointer { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            let first = rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), base, 1)
+            guard first == 1, max > 1 else { return first }
+            let rest = rd_kafka_consume_batch_queue(consumerQueue, 0, base + 1, max - 1)
+            return rest < 0 ? 1 : 1 + rest
         }
         if count < 0 {
             return [.error(KafkaError.from(code: rd_kafka_last_error()))]
