@@ -40,8 +40,15 @@ enum Fixtures {
     static func floatVector(_ id: Int64, dim: Int, rows: Int, seed: Float = 0.5) -> Milvus_Proto_Schema_FieldData {
         var f = field(id, .floatVector)
         f.vectors.dim = Int64(dim)
-        f.vectors.floatVector.data = (0..<(dim * rows)).map { Float($0) * seed }
+        f.vectors.floatVector.data = floatBytes((0..<(dim * rows)).map { Float($0) * seed })
         return f
+    }
+
+    /// Packed little-endian floats, as a Milvus FloatArray carries them on the wire.
+    static func floatBytes(_ values: [Float]) -> Data {
+        var data = Data()
+        for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        return data
     }
 
     static func json(_ id: Int64, _ values: [String], dynamic: Bool = false) -> Milvus_Proto_Schema_FieldData {

@@ -10,7 +10,7 @@ struct WALDecoderTests {
     func goldenRow(reversed: Bool = false) -> Milvus_Proto_Msg_InsertRequest {
         var vector = Fixtures.field(101, .floatVector)
         vector.vectors.dim = 4
-        vector.vectors.floatVector.data = [0.5, -1.0, 2.25, 0.0]
+        vector.vectors.floatVector.data = Fixtures.floatBytes([0.5, -1.0, 2.25, 0.0])
         var array = Fixtures.field(104, .array)
         var element = Milvus_Proto_Schema_ScalarField()
         element.longData.data = [1, -2]
@@ -89,7 +89,7 @@ struct WALDecoderTests {
         func hash(_ values: [Float]) -> UInt64? {
             var vector = Fixtures.field(101, .floatVector)
             vector.vectors.dim = 2
-            vector.vectors.floatVector.data = values
+            vector.vectors.floatVector.data = Fixtures.floatBytes(values)
             let message = decoder.decode(
                 Fixtures.record(Fixtures.insert(pks: Fixtures.longs(100, [1]), others: [vector], rows: 1)))
             if case .insert(let insert) = message.body { return insert.rows.first?.rowHash }
@@ -254,5 +254,17 @@ struct WALDecoderTests {
         #expect(decoder.decode(KafkaRecord(topic: "t", offset: 1, value: [])).body == .undecodable(reason: "empty value"))
         let garbage = decoder.decode(KafkaRecord(topic: "t", offset: 2, value: [0xff, 0xff, 0xff]))
         #expect(garbage.body.kindName == "undecodable")
+    }
+}
+
+@Suite("Wire compatibility")
+struct WireCompatibilityTests {
+    /// Milvus's real FloatArray (repeated float, packed) decodes through our bytes declaration.
+    @Test func packedFloatArrayReadsAsVectorBytes() throws {
+        var floats = Milvus_Proto_Schema_FloatArray()
+        floats.data = [1.5, -0.0, 3.25]
+        let packed = try floats.serializedData()
+        let asBytes = try Milvus_Proto_Schema_FloatVectorBytes(serializedBytes: packed)
+        #expect(asBytes.data == Fixtures.floatBytes([1.5, -0.0, 3.25]))
     }
 }

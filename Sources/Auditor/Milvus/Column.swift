@@ -12,7 +12,6 @@ struct Column {
         case strings([String])
         case json([Data])
         case arrays([Milvus_Proto_Schema_ScalarField], elementType: MilvusDataType)
-        case floatVector([Float], dim: Int)
         case rawVector(Data, bytesPerRow: Int)
     }
 
@@ -110,11 +109,11 @@ struct Column {
             guard !overflow else { throw DecodeFailure("Insert: field \(id) rows × dim overflows") }
             switch (type, vectors.data) {
             case (.floatVector, .floatVector(let values)?):
-                guard values.data.count == expectedCount else {
+                guard values.data.count == expectedCount * 4 else {
                     throw DecodeFailure(
-                        "Insert: field \(id) has \(values.data.count) floats for \(rows) rows of dim \(dim)")
+                        "Insert: field \(id) has \(values.data.count / 4) floats for \(rows) rows of dim \(dim)")
                 }
-                storage = .floatVector(values.data, dim: dim)
+                storage = .rawVector(values.data, bytesPerRow: dim * 4)
             case (.binaryVector, .binaryVector(let bytes)?):
                 guard dim % 8 == 0, bytes.count == expectedCount / 8 else {
                     throw DecodeFailure("Insert: field \(id) has \(bytes.count) bytes for \(rows) binary rows of dim \(dim)")
@@ -167,17 +166,6 @@ struct Column {
             let value = values[row]
             builder.appendFieldHeader(fieldID: fieldID, type: typeCode, length: value.count)
             builder.appendRaw(value)
-        case .floatVector(let values, let dim):
-            builder.appendFieldHeader(fieldID: fieldID, type: typeCode, length: dim * 4)
-            let start = row * dim
-            values.withUnsafeBufferPointer { all in
-                let slice = UnsafeBufferPointer(rebasing: all[start..<start + dim])
-                #if _endian(little)
-                    builder.appendRaw(UnsafeRawBufferPointer(slice))
-                #else
-                    for value in slice { builder.appendScalarFloat(value) }
-                #endif
-            }
         case .rawVector(let bytes, let width):
             builder.appendFieldHeader(fieldID: fieldID, type: typeCode, length: width)
             let start = bytes.startIndex + row * width

@@ -376,6 +376,23 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
   init() {}
 }
 
+/// Milvus declares float_vector as FloatArray { repeated float data = 1; }. Every Milvus version writes
+/// it packed (proto3), and a packed repeated float is, on the wire, exactly a length-delimited field 1:
+/// declaring it as bytes reads the row-major little-endian floats with one copy instead of one call per
+/// float — and those bytes are already the row hash's canonical encoding (docs/row-hash.md).
+/// An unpacked encoding (legal protobuf, never produced by Milvus) fails to decode and is reported.
+nonisolated struct Milvus_Proto_Schema_FloatVectorBytes: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var data: Data = Data()
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -385,10 +402,10 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
 
   var data: Milvus_Proto_Schema_VectorField.OneOf_Data? = nil
 
-  var floatVector: Milvus_Proto_Schema_FloatArray {
+  var floatVector: Milvus_Proto_Schema_FloatVectorBytes {
     get {
       if case .floatVector(let v)? = data {return v}
-      return Milvus_Proto_Schema_FloatArray()
+      return Milvus_Proto_Schema_FloatVectorBytes()
     }
     set {data = .floatVector(newValue)}
   }
@@ -420,7 +437,7 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Data: Equatable, Sendable {
-    case floatVector(Milvus_Proto_Schema_FloatArray)
+    case floatVector(Milvus_Proto_Schema_FloatVectorBytes)
     case binaryVector(Data)
     case float16Vector(Data)
     case bfloat16Vector(Data)
@@ -1105,6 +1122,36 @@ nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, Sw
   }
 }
 
+nonisolated extension Milvus_Proto_Schema_FloatVectorBytes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".FloatVectorBytes"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Schema_FloatVectorBytes, rhs: Milvus_Proto_Schema_FloatVectorBytes) -> Bool {
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".VectorField"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dim\0\u{3}float_vector\0\u{3}binary_vector\0\u{3}float16_vector\0\u{3}bfloat16_vector\0")
@@ -1117,7 +1164,7 @@ nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, Sw
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.dim) }()
       case 2: try {
-        var v: Milvus_Proto_Schema_FloatArray?
+        var v: Milvus_Proto_Schema_FloatVectorBytes?
         var hadOneofValue = false
         if let current = self.data {
           hadOneofValue = true
