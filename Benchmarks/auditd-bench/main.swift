@@ -40,6 +40,7 @@ struct Arguments {
 }
 
 let logger = Logger(label: "bench")
+let pollMs = Int(ProcessInfo.processInfo.environment["BENCH_POLL_MS"] ?? "500") ?? 500
 /// BENCH_PROPS="k=v,k=v": extra librdkafka properties for experiments.
 let extraProperties: [String: String] = Dictionary(
     (ProcessInfo.processInfo.environment["BENCH_PROPS"] ?? "").split(separator: ",").compactMap { pair in
@@ -68,7 +69,7 @@ func readTopic(_ brokers: String, _ topic: String, end: Int64, decode: Bool) asy
     var pass = Pass()
     var done = marks.high <= marks.low
     while !done {
-        for event in try await reader.poll(maxMessages: 1000, timeout: .milliseconds(500)) {
+        for event in try await reader.poll(maxMessages: 1000, timeout: .milliseconds(pollMs)) {
             switch event {
             case .record(let record):
                 if pass.records == 0 { pass.firstRecordSeconds = (clock.now - start).seconds }
@@ -168,7 +169,7 @@ case "e2e":
     let mb = Double(last.bytes) / 1e6
     print("| reader | median s | rows/s | MB/s | vs raw librdkafka | vs kcat |")
     print("|---|---|---|---|---|---|")
-    for (name, times) in [("raw librdkafka (auditd reader, no decode)", raw), ("kcat -C -e -q", kcats), ("auditd decode + row hash", decoded)] {
+    for (name, times) in [("raw librdkafka (auditd reader, no decode)", raw), ("kcat -C -c N -q", kcats), ("auditd decode + row hash", decoded)] {
         let t = median(times)
         print(
             String(
