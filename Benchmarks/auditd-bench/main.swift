@@ -65,6 +65,9 @@ func readTopic(_ brokers: String, _ topic: String, end: Int64, decode: Bool) asy
     var decoder = WALDecoder()
     let clock = ContinuousClock()
     let start = clock.now
+    // As WALReader.start() does: learn the cluster's metadata (pchannel discovery) before starting
+    // partitions. Started cold, librdkafka waits ≈ 0.5 s for a metadata refresh before the first fetch.
+    _ = try await reader.listTopics(timeout: .seconds(5))
     try reader.assign([TopicPosition(topic: topic, offset: .beginning)])
     var pass = Pass()
     var done = marks.high <= marks.low

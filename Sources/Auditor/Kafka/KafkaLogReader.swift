@@ -7,7 +7,7 @@ import Logging
 public struct KafkaReaderConfiguration: Sendable {
     public var brokers: String
     public var clientID: String
-    /// Required by librdkafka for `assign`; auditd never joins or commits to it.
+    /// Unused by the reader (it uses no consumer group); kept for tools that label their clients.
     public var groupID: String
     public var properties: [String: String]
 
@@ -25,7 +25,6 @@ public struct KafkaReaderConfiguration: Sendable {
         var props: [(String, String)] = [
             ("bootstrap.servers", brokers),
             ("client.id", clientID),
-            ("group.id", groupID),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),
@@ -71,8 +70,9 @@ extension KafkaLog {
     }
 }
 
-/// A Kafka log reader over librdkafka: assigned partitions at explicit offsets, batch polls that never
-/// block Swift's cooperative thread pool, librdkafka logs in swift-log.
+/// A Kafka log reader over librdkafka's simple consumer: partitions started at explicit offsets (no
+/// consumer group, no commits, no rebalances), batch polls that never block Swift's cooperative thread
+/// pool, librdkafka logs in swift-log.
 public final class KafkaLogReader: KafkaLog {
     private let handle: RdKafkaHandle
     private let blocking: DispatchQueue
@@ -126,7 +126,7 @@ public final class KafkaLogReader: KafkaLog {
     }
 
     public func assign(_ positions: [TopicPosition]) throws {
-        try handle.incrementalAssign(positions)
+        try handle.start(positions)
         for position in positions {
             logger.debug(
                 "assigned", metadata: ["kafka.topic": "\(position.topic)", "kafka.offset": "\(position.offset.raw)"])
@@ -134,7 +134,7 @@ public final class KafkaLogReader: KafkaLog {
     }
 
     public func unassign(_ positions: [TopicPosition]) throws {
-        try handle.incrementalUnassign(positions)
+        handle.stop(positions)
     }
 
     public func poll(maxMessages: Int = 1000, timeout: Duration) async throws -> [KafkaEvent] {

@@ -1,5 +1,6 @@
 import CRdKafka
 import Logging
+import Synchronization
 
 /// The C-shaped layer: the one owner of an `rd_kafka_t` and its queues. Only this type frees them.
 /// librdkafka handles are thread-safe; blocking calls on it are made from `BlockingExecutor`, never
@@ -12,8 +13,20 @@ final class RdKafkaHandle: @unchecked Sendable {
 
     let pointer: OpaquePointer
     private let mainQueue: OpaquePointer
-    /// The consumer queue (nil for producers).
+    /// The queue every assigned partition delivers into (nil for producers).
     let consumerQueue: OpaquePointer?
+    /// Topic handles of started partitions, keyed by topic and partition; owned and freed here.
+    private let started = Mutex<[TopicPartitionKey: TopicHandle]>([:])
+
+    /// An `rd_kafka_topic_t` (thread-safe in librdkafka); freed only by `RdKafkaHandle`.
+    struct TopicHandle: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    struct TopicPartitionKey: Hashable {
+        var topic: String
+        var partition: Int32
+    }
 
     /// Builds the handle; on any failure everything already created is freed.
     init(role: Role, properties: [(String, String)]) throws(KafkaError) {
@@ -40,13 +53,20 @@ final class RdKafkaHandle: @unchecked Sendable {
         pointer = rk
         rd_kafka_set_log_queue(rk, nil)  // route logs to the main queue
         mainQueue = rd_kafka_queue_get_main(rk)
-        consumerQueue = role == .consumer ? rd_kafka_queue_get_consumer(rk) : nil
+        consumerQueue = role == .consumer ? rd_kafka_queue_new(rk) : nil
     }
 
     deinit {
+        let topics = started.withLock { started in
+            defer { started.removeAll() }
+            return started
+        }
+        for (key, topic) in topics {
+            rd_kafka_consume_stop(topic.pointer, key.partition)
+            rd_kafka_topic_destroy(topic.pointer)
+        }
         if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
         rd_kafka_queue_destroy(mainQueue)
-        if consumerQueue != nil { rd_kafka_consumer_close(pointer) }
         rd_kafka_destroy(pointer)
     }
 
@@ -166,40 +186,37 @@ final class RdKafkaHandle: @unchecked Sendable {
             ))
     }
 
-    /// Adds partitions at explicit offsets to the assignment (no group join, no commit).
-    func incrementalAssign(_ positions: [TopicPosition]) throws(KafkaError) {
-        try withPartitionList(positions) { list throws(KafkaError) in
-            if let error = rd_kafka_incremental_assign(pointer, list) {
-                defer { rd_kafka_error_destroy(error) }
-                throw KafkaError.from(
-                    code: rd_kafka_error_code(error), message: String(cString: rd_kafka_error_string(error)),
-                    fatal: rd_kafka_error_is_fatal(error) != 0)
-            }
-        }
-    }
-
-    func incrementalUnassign(_ positions: [TopicPosition]) throws(KafkaError) {
-        try withPartitionList(positions) { list throws(KafkaError) in
-            if let error = rd_kafka_incremental_unassign(pointer, list) {
-                defer { rd_kafka_error_destroy(error) }
-                throw KafkaError.from(
-                    code: rd_kafka_error_code(error), message: String(cString: rd_kafka_error_string(error)))
-            }
-        }
-    }
-
-    private func withPartitionList(
-        _ positions: [TopicPosition], _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws(KafkaError) -> Void
-    ) throws(KafkaError) {
-        guard let list = rd_kafka_topic_partition_list_new(Int32(positions.count)) else {
-            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_topic_partition_list_new failed")
-        }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
+    /// Starts fetching partitions at explicit offsets into the one consumer queue. This is librdkafka's
+    /// simple consumer: no consumer group at all, no coordinator, no commits, no rebalances.
+    /// A partition already started is restarted at the new offset.
+    func start(_ positions: [TopicPosition]) throws(KafkaError) {
+        guard let consumerQueue else { throw KafkaError(kind: .fatal, code: 0, message: "not a consumer") }
         for position in positions {
-            let element = rd_kafka_topic_partition_list_add(list, position.topic, position.partition)
-            element?.pointee.offset = position.offset.raw
+            let key = TopicPartitionKey(topic: position.topic, partition: position.partition)
+            stop(key)
+            guard let topic = rd_kafka_topic_new(pointer, position.topic, nil) else {
+                throw KafkaError.from(code: rd_kafka_last_error(), topic: position.topic)
+            }
+            if rd_kafka_consume_start_queue(topic, position.partition, position.offset.raw, consumerQueue) == -1 {
+                let error = KafkaError.from(
+                    code: rd_kafka_last_error(), topic: position.topic, partition: position.partition,
+                    offset: position.offset.raw)
+                rd_kafka_topic_destroy(topic)
+                throw error
+            }
+            let handle = TopicHandle(pointer: topic)
+            started.withLock { $0[key] = handle }
         }
-        try body(list)
+    }
+
+    func stop(_ positions: [TopicPosition]) {
+        for position in positions { stop(TopicPartitionKey(topic: position.topic, partition: position.partition)) }
+    }
+
+    private func stop(_ key: TopicPartitionKey) {
+        guard let topic = started.withLock({ $0.removeValue(forKey: key) }) else { return }
+        rd_kafka_consume_stop(topic.pointer, key.partition)
+        rd_kafka_topic_destroy(topic.pointer)
     }
 
     /// Blocking: ListOffsets for (topic, partition).
