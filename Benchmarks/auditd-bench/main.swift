@@ -59,7 +59,8 @@ struct Pass {
 /// Reads offsets [0, end) of the topic, optionally decoding every record.
 func readTopic(_ brokers: String, _ topic: String, end: Int64, decode: Bool) async throws -> Pass {
     let reader = try KafkaLogReader(
-        configuration: KafkaReaderConfiguration(brokers: brokers, groupID: "bench-\(UUID().uuidString)", properties: extraProperties),
+        configuration: KafkaReaderConfiguration(
+            brokers: brokers, groupID: "bench-\(UUID().uuidString)", properties: extraProperties),
         logger: logger)
     let marks = Watermarks(low: 0, high: end)
     var decoder = WALDecoder()
@@ -97,7 +98,8 @@ func kcat(_ brokers: String, _ topic: String, count: Int64) throws -> Double {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [
-        "timeout", "300", "kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-c", String(count), "-q",
+        "timeout", "300", "kcat", "-C", "-b", brokers, "-t", topic, "-p", "0", "-o", "beginning", "-c", String(count),
+        "-q",
     ]
     process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
     let start = ContinuousClock.now
@@ -172,7 +174,10 @@ case "e2e":
     let mb = Double(last.bytes) / 1e6
     print("| reader | median s | rows/s | MB/s | vs raw librdkafka | vs kcat |")
     print("|---|---|---|---|---|---|")
-    for (name, times) in [("raw librdkafka (auditd reader, no decode)", raw), ("kcat -C -c N -q", kcats), ("auditd decode + row hash", decoded)] {
+    for (name, times) in [
+        ("raw librdkafka (auditd reader, no decode)", raw), ("kcat -C -c N -q", kcats),
+        ("auditd decode + row hash", decoded),
+    ] {
         let t = median(times)
         print(
             String(

@@ -19,7 +19,8 @@ struct ConnectionOptions: ParsableArguments {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+            throw ValidationError(
+                "--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         for property in kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property: '\(property)' is not KEY=VALUE")
@@ -102,8 +103,9 @@ struct Tail: AsyncParsableCommand {
             if !json {
                 let kinds = summary.messages.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 FileHandle.standardError.write(
-                    Data(("tail: \(summary.pchannels) pchannels, \(kinds.joined(separator: " ")), "
-                        + "rows inserted=\(summary.insertedRows) deleted=\(summary.deletedRows)\n").utf8))
+                    Data(
+                        ("tail: \(summary.pchannels) pchannels, \(kinds.joined(separator: " ")), "
+                            + "rows inserted=\(summary.insertedRows) deleted=\(summary.deletedRows)\n").utf8))
             }
             if summary.kafkaErrors > 0 { throw ExitCode(3) }
         } catch let error as KafkaError {

@@ -24,9 +24,14 @@ struct DecoderCorpusTests {
         let inserts = [
             Fixtures.insert(
                 pks: Fixtures.strings(100, (0..<10).map { "pk-\($0)" }),
-                others: [Fixtures.floatVector(101, dim: 16, rows: 10), Fixtures.json(102, Array(repeating: "{\"k\":1}", count: 10), dynamic: true)],
+                others: [
+                    Fixtures.floatVector(101, dim: 16, rows: 10),
+                    Fixtures.json(102, Array(repeating: "{\"k\":1}", count: 10), dynamic: true),
+                ],
                 rows: 10),
-            Fixtures.insert(pks: Fixtures.longs(100, Array(0..<5)), others: [Fixtures.strings(101, ["a", "b", "c", "d", "e"])], rows: 5),
+            Fixtures.insert(
+                pks: Fixtures.longs(100, Array(0..<5)), others: [Fixtures.strings(101, ["a", "b", "c", "d", "e"])],
+                rows: 5),
         ]
         let create = Fixtures.createCollection(fields: [
             Fixtures.fieldSchema(100, "id", .int64, pk: true), Fixtures.fieldSchema(101, "v", .floatVector, dim: 16),
@@ -107,7 +112,9 @@ struct DecoderCorpusTests {
         // nesting deeper than the decoder allows: ArrayArray in ScalarField in ArrayArray ...
         var nested: [UInt8] = []
         for _ in 0..<200 { nested = [0x42, UInt8(min(nested.count, 127))] + nested }
-        check(&decoder, try! Array(header.serializedData()) + [0x6A, UInt8(min(nested.count, 127))] + nested, offset: 2, tally: &tally)
+        check(
+            &decoder, try! Array(header.serializedData()) + [0x6A, UInt8(min(nested.count, 127))] + nested, offset: 2,
+            tally: &tally)
         #expect(tally["undecodable"] == 3, "\(tally)")
     }
 
@@ -133,7 +140,8 @@ struct DecoderCorpusTests {
             let request = Fixtures.insert(
                 pks: Fixtures.strings(100, (0..<rows).map { _ in String(repeating: "x", count: pkLength) }),
                 others: [Fixtures.floatVector(101, dim: dim, rows: rows), small], rows: rows)
-            let valid = pkLength <= 8 && dim == 4 && small.scalars.intData.data.allSatisfy { (-32768...32767).contains($0) }
+            let valid =
+                pkLength <= 8 && dim == 4 && small.scalars.intData.data.allSatisfy { (-32768...32767).contains($0) }
             let message = decoder.decode(Fixtures.record(request, offset: Int64(i)))
             tally[message.body.kindName, default: 0] += 1
             #expect((message.body.kindName == "insert") == valid)

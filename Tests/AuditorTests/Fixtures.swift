@@ -17,7 +17,9 @@ enum Fixtures {
         return base
     }
 
-    static func field(_ id: Int64, _ type: Milvus_Proto_Schema_DataType, name: String = "") -> Milvus_Proto_Schema_FieldData {
+    static func field(_ id: Int64, _ type: Milvus_Proto_Schema_DataType, name: String = "")
+        -> Milvus_Proto_Schema_FieldData
+    {
         var field = Milvus_Proto_Schema_FieldData()
         field.fieldID = id
         field.type = type

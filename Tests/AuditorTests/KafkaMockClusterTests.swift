@@ -46,7 +46,10 @@ struct KafkaMockClusterTests {
         for i in 0..<25 {
             try cluster.produce(
                 topic: topic, value: Array("value-\(i)".utf8),
-                headers: [KafkaHeader(name: "traceparent", value: Array("00-\(i)".utf8)), KafkaHeader(name: "empty", value: nil)],
+                headers: [
+                    KafkaHeader(name: "traceparent", value: Array("00-\(i)".utf8)),
+                    KafkaHeader(name: "empty", value: nil),
+                ],
                 timestampMs: 1_700_000_000_000 + Int64(i))
         }
         try cluster.produce(topic: topic, value: nil)
@@ -77,7 +80,9 @@ struct KafkaMockClusterTests {
         try cluster.flush()
         let reader = try reader(cluster)
         try reader.assign([TopicPosition(topic: topic, offset: .exact(7))])
-        let events = try await drain(reader) { $0.contains { if case .partitionEnd = $0 { return true } else { return false } } }
+        let events = try await drain(reader) {
+            $0.contains { if case .partitionEnd = $0 { return true } else { return false } }
+        }
         let offsets = events.compactMap { if case .record(let r) = $0 { return r.offset } else { return nil } }
         #expect(offsets == [7, 8, 9])
     }
@@ -114,7 +119,8 @@ struct KafkaMockClusterTests {
         var tick = Milvus_Proto_Msg_TimeTickMsg()
         tick.base = Fixtures.base(.timeTick, ts: 5)
         for (index, topic) in topics.enumerated() where index < 2 {
-            let insert = Fixtures.insert(pks: Fixtures.longs(100, [Int64(index * 10), Int64(index * 10 + 1)]), others: [], rows: 2)
+            let insert = Fixtures.insert(
+                pks: Fixtures.longs(100, [Int64(index * 10), Int64(index * 10 + 1)]), others: [], rows: 2)
             try cluster.produce(topic: topic, value: Array(try insert.serializedData()))
             try cluster.produce(topic: topic, value: Array(try tick.serializedData()))
             try cluster.produce(topic: topic, value: [0xde, 0xad])

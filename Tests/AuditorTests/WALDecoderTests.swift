@@ -66,7 +66,10 @@ struct WALDecoderTests {
         var decoder = WALDecoder()
         let request = Fixtures.insert(
             pks: Fixtures.strings(100, ["a", "b", "c"]),
-            others: [Fixtures.floatVector(101, dim: 8, rows: 3), Fixtures.json(102, ["{}", "{\"x\":1}", "{}"], dynamic: true)],
+            others: [
+                Fixtures.floatVector(101, dim: 8, rows: 3),
+                Fixtures.json(102, ["{}", "{\"x\":1}", "{}"], dynamic: true),
+            ],
             rows: 3, ts: 12345 << 18)
         let message = decoder.decode(Fixtures.record(request, offset: 17))
         #expect(message.pchannel == Fixtures.pchannel)
@@ -130,15 +133,19 @@ struct WALDecoderTests {
         #expect(!rows.pkInferred)
         // Disagreeing with the schema: wrong dim, unknown field, missing field, wrong type.
         let wrongDim = Fixtures.insert(
-            pks: Fixtures.longs(100, [5]), others: [Fixtures.strings(101, ["x"]), Fixtures.floatVector(102, dim: 8, rows: 1)],
+            pks: Fixtures.longs(100, [5]),
+            others: [Fixtures.strings(101, ["x"]), Fixtures.floatVector(102, dim: 8, rows: 1)],
             rows: 1)
         let unknownField = Fixtures.insert(
             pks: Fixtures.longs(100, [5]),
-            others: [Fixtures.strings(101, ["x"]), Fixtures.floatVector(102, dim: 4, rows: 1), Fixtures.longs(150, [1])],
+            others: [
+                Fixtures.strings(101, ["x"]), Fixtures.floatVector(102, dim: 4, rows: 1), Fixtures.longs(150, [1]),
+            ],
             rows: 1)
         let missing = Fixtures.insert(pks: Fixtures.longs(100, [5]), others: [Fixtures.strings(101, ["x"])], rows: 1)
         let wrongType = Fixtures.insert(
-            pks: Fixtures.longs(100, [5]), others: [Fixtures.longs(101, [1]), Fixtures.floatVector(102, dim: 4, rows: 1)],
+            pks: Fixtures.longs(100, [5]),
+            others: [Fixtures.longs(101, [1]), Fixtures.floatVector(102, dim: 4, rows: 1)],
             rows: 1)
         for (request, expected) in [
             (wrongDim, "schema says 4"), (unknownField, "not in the schema"), (missing, "missing"),
@@ -250,8 +257,10 @@ struct WALDecoderTests {
 
     @Test func nullEmptyAndGarbageValues() {
         var decoder = WALDecoder()
-        #expect(decoder.decode(KafkaRecord(topic: "t", offset: 1, value: nil)).body == .undecodable(reason: "null value"))
-        #expect(decoder.decode(KafkaRecord(topic: "t", offset: 1, value: [])).body == .undecodable(reason: "empty value"))
+        #expect(
+            decoder.decode(KafkaRecord(topic: "t", offset: 1, value: nil)).body == .undecodable(reason: "null value"))
+        #expect(
+            decoder.decode(KafkaRecord(topic: "t", offset: 1, value: [])).body == .undecodable(reason: "empty value"))
         let garbage = decoder.decode(KafkaRecord(topic: "t", offset: 2, value: [0xff, 0xff, 0xff]))
         #expect(garbage.body.kindName == "undecodable")
     }

@@ -10,7 +10,8 @@ import Testing
 /// which sets AUDITD_BROKERS; without it these tests are skipped.
 @Suite(
     "Real cluster: decoding Milvus's log",
-    .enabled(if: ProcessInfo.processInfo.environment["AUDITD_BROKERS"] != nil, "needs dev/cluster up + dev/cluster exec"),
+    .enabled(
+        if: ProcessInfo.processInfo.environment["AUDITD_BROKERS"] != nil, "needs dev/cluster up + dev/cluster exec"),
     .serialized)
 struct TailIntegrationTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -63,7 +64,8 @@ struct TailIntegrationTests {
     }
 
     @Test func libraryYieldsExactlyWhatTheClientWrote() async throws {
-        let expected = try Self.runWorkload(prefix: "it_lib_\(UInt32.random(in: 0...UInt32.max))", rows: 5000, deletes: 500)
+        let expected = try Self.runWorkload(
+            prefix: "it_lib_\(UInt32.random(in: 0...UInt32.max))", rows: 5000, deletes: 500)
         #expect(expected.collections.count == 2)
         var logger = Logger(label: "it")
         logger.logLevel = .warning
@@ -105,15 +107,21 @@ struct TailIntegrationTests {
             let duplicates = got.filter { $0.value.count != 1 }
             #expect(duplicates.isEmpty, "\(collection.name): pks written more than once: \(duplicates.keys.prefix(5))")
             let mismatched = want.filter { pk, hash in got[pk]?.first?.hash.hex16 != hash }
-            #expect(mismatched.isEmpty, "\(collection.name): \(mismatched.count) row hashes differ, e.g. \(mismatched.first.map { "\($0.key)" } ?? "")")
+            #expect(
+                mismatched.isEmpty,
+                "\(collection.name): \(mismatched.count) row hashes differ, e.g. \(mismatched.first.map { "\($0.key)" } ?? "")"
+            )
             // every row sits in one of the collection's shards, on the pchannel that names it
             let shards = vchannels[collection.id] ?? []
             #expect(shards.count == collection.shards)
-            let misplaced = got.values.flatMap { $0 }.filter { !shards.contains($0.shard) || !$0.shard.hasPrefix($0.pchannel + "_") }
+            let misplaced = got.values.flatMap { $0 }.filter {
+                !shards.contains($0.shard) || !$0.shard.hasPrefix($0.pchannel + "_")
+            }
             #expect(misplaced.isEmpty)
             // the deletes: exactly the deleted pks, each after its insert
             let dels = deleted[collection.id] ?? [:]
-            #expect(Set(dels.keys) == Set(collection.deleted.map(\.value)), "\(collection.name): deleted pk sets differ")
+            #expect(
+                Set(dels.keys) == Set(collection.deleted.map(\.value)), "\(collection.name): deleted pk sets differ")
             let early = dels.filter { pk, ts in (got[pk]?.first?.ts ?? 0) >= ts }
             #expect(early.isEmpty, "\(collection.name): deletes not after their inserts: \(early.count)")
             #expect(collection.replicas == 2)

@@ -34,7 +34,8 @@ extension Application {
             for message in batch {
                 summary.messages[message.body.kindName, default: 0] += 1
                 switch message.body {
-                case .insert(let insert) where formatter.matches(message.body): summary.insertedRows += insert.rows.count
+                case .insert(let insert) where formatter.matches(message.body):
+                    summary.insertedRows += insert.rows.count
                 case .delete(let delete) where formatter.matches(message.body): summary.deletedRows += delete.keys.count
                 case .undecodable: summary.undecodable += 1
                 default: break

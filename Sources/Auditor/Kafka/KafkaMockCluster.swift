@@ -72,7 +72,9 @@ public final class KafkaMockCluster: @unchecked Sendable {
                 valueSlot.u.mem.ptr = payload.flatMap { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
                 valueSlot.u.mem.size = payload?.count ?? 0
                 all.append(valueSlot)
-                let error = all.withUnsafeBufferPointer { rd_kafka_produceva(self.producer.pointer, $0.baseAddress, $0.count) }
+                let error = all.withUnsafeBufferPointer {
+                    rd_kafka_produceva(self.producer.pointer, $0.baseAddress, $0.count)
+                }
                 guard let error else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                 defer { rd_kafka_error_destroy(error) }
                 // headers are owned by the failed message only on success

@@ -78,7 +78,9 @@ struct Column {
                 storage = .doubles(values.data)
             case (.varChar, .stringData(let values)?), (.string, .stringData(let values)?):
                 try check(values.data.count)
-                if let maxLength = schemaField?.maxLength, let long = values.data.first(where: { $0.utf8.count > maxLength }) {
+                if let maxLength = schemaField?.maxLength,
+                    let long = values.data.first(where: { $0.utf8.count > maxLength })
+                {
                     throw DecodeFailure(
                         "Insert: field \(id) value of \(long.utf8.count) bytes exceeds max_length \(maxLength)")
                 }
@@ -91,7 +93,8 @@ struct Column {
                 var elementType = MilvusDataType(rawValue: values.elementType.rawValue) ?? .none
                 if elementType == .none, let fromSchema = schemaField?.elementType { elementType = fromSchema }
                 guard elementType.isArrayElement else {
-                    throw DecodeFailure("Insert: field \(id) array element type \(values.elementType.rawValue) unusable")
+                    throw DecodeFailure(
+                        "Insert: field \(id) array element type \(values.elementType.rawValue) unusable")
                 }
                 storage = .arrays(values.data, elementType: elementType)
             default:
@@ -116,7 +119,8 @@ struct Column {
                 storage = .rawVector(values.data, bytesPerRow: dim * 4)
             case (.binaryVector, .binaryVector(let bytes)?):
                 guard dim % 8 == 0, bytes.count == expectedCount / 8 else {
-                    throw DecodeFailure("Insert: field \(id) has \(bytes.count) bytes for \(rows) binary rows of dim \(dim)")
+                    throw DecodeFailure(
+                        "Insert: field \(id) has \(bytes.count) bytes for \(rows) binary rows of dim \(dim)")
                 }
                 storage = .rawVector(bytes, bytesPerRow: dim / 8)
             case (.float16Vector, .float16Vector(let bytes)?), (.bfloat16Vector, .bfloat16Vector(let bytes)?):
@@ -210,7 +214,8 @@ struct Column {
         case (_, nil):
             header(0)  // an empty array carries no oneof at all
         default:
-            throw DecodeFailure("Insert: field \(fieldID) array element data does not match element type \(elementType)")
+            throw DecodeFailure(
+                "Insert: field \(fieldID) array element data does not match element type \(elementType)")
         }
     }
 }

@@ -100,20 +100,20 @@ public struct WALDecoder {
                     collectionID: request.collectionID, collectionName: request.collectionName,
                     dbName: request.dbName))
         case 200:
-            let request = try Milvus_Proto_Msg_CreatePartitionRequest(serializedBytes: value, options: options)
             return .createPartition(
-                PartitionMessage(
-                    collectionID: request.collectionID, collectionName: request.collectionName,
-                    partitionID: request.partitionID, partitionName: request.partitionName))
+                try Self.partition(Milvus_Proto_Msg_CreatePartitionRequest(serializedBytes: value, options: options)))
         case 201:
-            let request = try Milvus_Proto_Msg_DropPartitionRequest(serializedBytes: value, options: options)
             return .dropPartition(
-                PartitionMessage(
-                    collectionID: request.collectionID, collectionName: request.collectionName,
-                    partitionID: request.partitionID, partitionName: request.partitionName))
+                try Self.partition(Milvus_Proto_Msg_DropPartitionRequest(serializedBytes: value, options: options)))
         default:
             return .other(msgType: type)
         }
+    }
+
+    static func partition(_ request: some PartitionRequest) -> PartitionMessage {
+        PartitionMessage(
+            collectionID: request.collectionID, collectionName: request.collectionName,
+            partitionID: request.partitionID, partitionName: request.partitionName)
     }
 
     // MARK: Insert
@@ -257,7 +257,8 @@ public struct WALDecoder {
         var fields: [FieldInfo] = []
         for field in schema.fields {
             guard let type = MilvusDataType(rawValue: field.dataType.rawValue) else {
-                throw DecodeFailure("CreateCollection: field \(field.fieldID) has unknown type \(field.dataType.rawValue)")
+                throw DecodeFailure(
+                    "CreateCollection: field \(field.fieldID) has unknown type \(field.dataType.rawValue)")
             }
             let params = Dictionary(field.typeParams.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             fields.append(
@@ -290,3 +291,14 @@ extension BinaryDecodingOptions {
         return options
     }
 }
+
+/// Create/DropPartitionRequest carry the same identifying fields.
+protocol PartitionRequest {
+    var collectionID: Int64 { get }
+    var collectionName: String { get }
+    var partitionID: Int64 { get }
+    var partitionName: String { get }
+}
+
+extension Milvus_Proto_Msg_CreatePartitionRequest: PartitionRequest {}
+extension Milvus_Proto_Msg_DropPartitionRequest: PartitionRequest {}

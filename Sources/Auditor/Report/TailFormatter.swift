@@ -43,7 +43,8 @@ public struct TailFormatter: Sendable {
         case .insert(let insert):
             line += " coll=\(insert.collectionID)"
             if !insert.collectionName.isEmpty { line += "(\(insert.collectionName))" }
-            line += " part=\(insert.partitionID) shard=\(insert.shard) seg=\(insert.segmentID) rows=\(insert.rows.count)"
+            line +=
+                " part=\(insert.partitionID) shard=\(insert.shard) seg=\(insert.segmentID) rows=\(insert.rows.count)"
         case .delete(let delete):
             line += " coll=\(delete.collectionID)"
             if !delete.collectionName.isEmpty { line += "(\(delete.collectionName))" }
@@ -75,33 +76,36 @@ public struct TailFormatter: Sendable {
             o.int("offset", m.offset)
             return o
         }
+        /// A row event: where it is, which collection, partition and shard, which pk at which ts.
+        func row(
+            _ type: String, _ c: (id: Int64, name: String, partition: Int64, shard: String), _ pk: PrimaryKey,
+            _ ts: UInt64
+        )
+            -> JSONLine
+        {
+            var o = base(type)
+            o.int("collection_id", c.id)
+            o.string("collection_name", c.name)
+            o.int("partition_id", c.partition)
+            o.string("shard", c.shard)
+            o.pk("pk", pk)
+            o.int("ts", ts)
+            return o
+        }
         switch m.body {
         case .insert(let insert):
-            return insert.rows.map { row in
-                var o = base("insert")
-                o.int("collection_id", insert.collectionID)
-                o.string("collection_name", insert.collectionName)
-                o.int("partition_id", insert.partitionID)
-                o.string("shard", insert.shard)
+            let c = (insert.collectionID, insert.collectionName, insert.partitionID, insert.shard)
+            return insert.rows.map { r in
+                var o = row("insert", c, r.pk, r.ts)
                 o.int("segment_id", insert.segmentID)
-                o.pk("pk", row.pk)
-                o.int("ts", row.ts)
-                o.int("row_id", row.rowID)
-                o.string("row_hash", row.rowHash.hex16)
+                o.int("row_id", r.rowID)
+                o.string("row_hash", r.rowHash.hex16)
                 if insert.pkInferred { o.bool("pk_inferred", true) }
                 return o.result
             }
         case .delete(let delete):
-            return delete.keys.map { key in
-                var o = base("delete")
-                o.int("collection_id", delete.collectionID)
-                o.string("collection_name", delete.collectionName)
-                o.int("partition_id", delete.partitionID)
-                o.string("shard", delete.shard)
-                o.pk("pk", key.pk)
-                o.int("ts", key.ts)
-                return o.result
-            }
+            let c = (delete.collectionID, delete.collectionName, delete.partitionID, delete.shard)
+            return delete.keys.map { row("delete", c, $0.pk, $0.ts).result }
         case .timeTick:
             var o = base("timetick")
             o.int("ts", m.ts)
