@@ -179,6 +179,7 @@ def main():
                 "pk_type": "VarChar" if isinstance(next(iter(rows)), str) else "Int64",
                 "shards": args.shards,
                 "replicas": len(replicas.groups),
+                "replica_nodes": [sorted(int(n) for n in g.group_nodes) for g in replicas.groups],
                 "fields": [{"id": f[0], "name": f[1], "type": f[2]} for f in fields],
                 "rows": [{"pk": pk, "row_hash": h} for pk, h in rows.items()],
                 "deleted": deleted,

@@ -28,6 +28,7 @@ struct TailIntegrationTests {
             var pk_type: String
             var shards: Int
             var replicas: Int
+            var replica_nodes: [[Int64]]
             var rows: [Row]
             var deleted: [PK]
         }
@@ -125,6 +126,8 @@ struct TailIntegrationTests {
             let early = dels.filter { pk, ts in (got[pk]?.first?.ts ?? 0) >= ts }
             #expect(early.isEmpty, "\(collection.name): deletes not after their inserts: \(early.count)")
             #expect(collection.replicas == 2)
+            // one replica per QueryNode: querynode1 and querynode2 each serve a whole copy
+            #expect(collection.replica_nodes.count == 2 && Set(collection.replica_nodes.flatMap { $0 }).count == 2)
         }
     }
 }

@@ -38,6 +38,9 @@ def test_json_tail_yields_exactly_the_written_rows(workload):
     assert by_type["undecodable"] == 0
     assert by_type["timetick"] > 0 and by_type["create_collection"] >= 4
     for c in workload["collections"]:
+        # REPLICA=2: two replica groups, each served by its own QueryNode
+        nodes = c["replica_nodes"]
+        assert len(nodes) == 2 and all(len(g) == 1 for g in nodes) and nodes[0] != nodes[1], nodes
         inserts = [o for o in lines if o["type"] == "insert" and o["collection_id"] == c["id"]]
         deletes = [o for o in lines if o["type"] == "delete" and o["collection_id"] == c["id"]]
         want = {r["pk"]: r["row_hash"] for r in c["rows"]}
