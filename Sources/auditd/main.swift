@@ -3,44 +3,66 @@ import Auditor
 import Foundation
 import Logging
 
-/// Flags shared by every subcommand that talks to Kafka.
+/// Flags shared by every subcommand that talks to Kafka (same names as keys in --config).
 struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Config file: 'key: value' lines with the flags' names (brokers, topic-prefix, state, …).")
+    var config: String?
+
     @Option(help: "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]. Default: $AUDITD_BROKERS or 127.0.0.1:9092.")
     var brokers: String?
 
     @Option(help: "Milvus DML topic prefix (pchannels are PREFIX_0 … PREFIX_N).")
-    var topicPrefix = "by-dev-rootcoord-dml"
+    var topicPrefix: String?
 
     @Option(help: "Log level for auditd's own log on stderr (trace|debug|info|notice|warning|error|critical).")
-    var logLevel = "warning"
+    var logLevel: String?
 
     @Option(name: .customLong("kafka-property"), help: "Extra librdkafka property KEY=VALUE (repeatable).")
     var kafkaProperties: [String] = []
 
+    func file() throws -> ConfigFile {
+        guard let config else { return ConfigFile() }
+        do { return try ConfigFile.load(path: config) } catch { throw ValidationError("\(error)") }
+    }
+
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
+        let file = try file()
+        let level = logLevel ?? file.values["log-level"] ?? "warning"
+        guard Logger.Level(rawValue: level) != nil else {
             throw ValidationError(
-                "--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+                "--log-level: '\(level)' is not one of trace, debug, info, notice, warning, error, critical")
         }
-        for property in kafkaProperties where !property.contains("=") {
+        for property in kafkaProperties + file.kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property: '\(property)' is not KEY=VALUE")
         }
-        if let brokers, brokers.split(separator: ",").contains(where: { !$0.contains(":") }) {
+        if let brokers = brokers ?? file.values["brokers"],
+            brokers.split(separator: ",").contains(where: { !$0.contains(":") })
+        {
             throw ValidationError("--brokers: '\(brokers)' is not HOST:PORT[,HOST:PORT]")
         }
     }
 
+    /// The state directory: --state, else the config file's `state`, else $AUDITD_STATE, else ./auditd-state.
+    func stateDirectory(_ flag: String?) -> String {
+        flag ?? (try? file())?.values["state"] ?? ProcessInfo.processInfo.environment["AUDITD_STATE"]
+            ?? "auditd-state"
+    }
+
     func configuration() -> AuditorConfiguration {
+        let file = (try? file()) ?? ConfigFile()
         var logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        logger.logLevel = Logger.Level(rawValue: logLevel ?? file.values["log-level"] ?? "warning") ?? .warning
         var properties: [String: String] = [:]
-        for property in kafkaProperties {
+        for property in file.kafkaProperties + kafkaProperties {
             let parts = property.split(separator: "=", maxSplits: 1)
             properties[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
-        let resolved = brokers ?? ProcessInfo.processInfo.environment["AUDITD_BROKERS"] ?? "127.0.0.1:9092"
+        let resolved =
+            brokers ?? file.values["brokers"] ?? ProcessInfo.processInfo.environment["AUDITD_BROKERS"]
+            ?? "127.0.0.1:9092"
         return AuditorConfiguration(
-            brokers: resolved, topicPrefix: topicPrefix, kafkaProperties: properties, logger: logger)
+            brokers: resolved, topicPrefix: topicPrefix ?? file.values["topic-prefix"] ?? "by-dev-rootcoord-dml",
+            kafkaProperties: properties, logger: logger)
     }
 }
 
@@ -50,7 +72,7 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Tail.self]
+        subcommands: [Tail.self, Run.self, Report.self]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -130,5 +152,81 @@ final class LineWriter {
         guard !buffer.isEmpty else { return }
         FileHandle.standardOutput.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow every Milvus pchannel into the shadow (SQLite in --state), until SIGTERM/SIGINT.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "State directory holding the shadow (created if missing).")
+    var state: String?
+
+    @Flag(help: "Consume up to the high watermarks seen at start, commit and exit.")
+    var once = false
+
+    @Option(help: "Segment-hash buckets per collection.")
+    var buckets = 4096
+
+    @Option(help: "Days to keep tombstones.")
+    var tombstoneDays = 7
+
+    func run() async throws {
+        let app = buildApplication(connection.configuration())
+        let stop = StopFlag()
+        let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.stop() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        let interactive = isatty(STDERR_FILENO) != 0
+        let options = RunOptions(
+            stateDirectory: connection.stateDirectory(state), once: once,
+            shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)))
+        do {
+            let stats = try await app.run(options, stop: stop) { stats in
+                let line = "run: \(stats.records) records, \(stats.insertedRows) rows inserted, "
+                    + "\(stats.deletedKeys) deletes, \(stats.commits) commits, \(stats.undecodable) undecodable"
+                FileHandle.standardError.write(Data((interactive ? "\r" + line : line + "\n").utf8))
+            }
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            _ = stats
+        } catch let error as ShadowError {
+            FileHandle.standardError.write(Data("auditd run: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as KafkaError {
+            FileHandle.standardError.write(Data("auditd run: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the shadow: collections, pchannels (offsets, lag), findings, quarantine.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "State directory holding the shadow.")
+    var state: String?
+
+    @Flag(help: "JSON instead of text.")
+    var json = false
+
+    func run() async throws {
+        let app = buildApplication(connection.configuration())
+        do {
+            let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory(state))
+            print(json ? ShadowReport.json(summary) : ShadowReport.text(summary))
+            if summary.findings.contains(where: { $0.state == "confirmed" }) { throw ExitCode(1) }
+        } catch let error as ShadowError {
+            FileHandle.standardError.write(Data("auditd report: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }

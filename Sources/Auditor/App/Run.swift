@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Set from a signal handler, read between batches: SIGTERM/SIGINT finish the batch, commit, exit 0.
+public final class StopFlag: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    public init() {}
+    public func stop() { stopped.store(true, ordering: .relaxed) }
+    public var isStopped: Bool { stopped.load(ordering: .relaxed) }
+}
+
+public struct RunOptions: Sendable {
+    public var stateDirectory: String
+    /// Consume up to the high watermarks seen at start, commit, exit.
+    public var once: Bool
+    public var shadow: ShadowConfiguration
+    public init(stateDirectory: String, once: Bool = false, shadow: ShadowConfiguration = ShadowConfiguration()) {
+        self.stateDirectory = stateDirectory
+        self.once = once
+        self.shadow = shadow
+    }
+}
+
+extension Application {
+    /// `auditd run`: follows every pchannel into the shadow until stopped (or, with `once`, until the
+    /// end of the log as it was at start).
+    public func run(_ options: RunOptions, stop: StopFlag = StopFlag(), progress: ((ShadowIngester.Stats) -> Void)? = nil)
+        async throws -> ShadowIngester.Stats
+    {
+        let store = try ShadowStore.open(directory: options.stateDirectory, configuration: options.shadow, create: true)
+        let ingester = ShadowIngester(
+            log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger)
+        try await ingester.start()
+        var lastDiscovery = ContinuousClock.now
+        var lastProgress = ContinuousClock.now
+        var lastPurge = ContinuousClock.now - .seconds(3600)
+        while !stop.isStopped && !Task.isCancelled {
+            if options.once && ingester.caughtUp { break }
+            try await ingester.step()
+            let now = ContinuousClock.now
+            if !options.once, now - lastDiscovery > .seconds(5) {
+                try await ingester.start()  // picks up pchannels created since
+                lastDiscovery = now
+            }
+            if now - lastProgress > .seconds(2) {
+                progress?(ingester.stats)
+                lastProgress = now
+            }
+            if now - lastPurge > .seconds(600) {
+                let nowTs = HybridTimestamp.compose(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+                let purged = try store.purgeTombstones(nowTs: nowTs)
+                if purged > 0 { configuration.logger.info("purged tombstones", metadata: ["shadow.purged": "\(purged)"]) }
+                lastPurge = now
+            }
+        }
+        progress?(ingester.stats)
+        return ingester.stats
+    }
+
+    /// `auditd report` for the shadow (read-only; works while `run` is running).
+    public func shadowSummary(stateDirectory: String) throws -> ShadowSummary {
+        try ShadowStore.open(directory: stateDirectory, create: false).summary()
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Renders `auditd report`: per collection and per pchannel, text or JSON.
+public enum ShadowReport {
+    static func lagSeconds(_ checkpoint: ChannelCheckpoint, nowMs: Int64) -> Double? {
+        guard checkpoint.tickTs > 0 else { return nil }
+        if checkpoint.nextOffset >= checkpoint.highWatermark { return 0 }
+        return max(0, Double(nowMs - HybridTimestamp.physicalMilliseconds(checkpoint.tickTs)) / 1000)
+    }
+
+    public static func json(_ s: ShadowSummary, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+        let collections = s.collections.map { c -> String in
+            var o = JSONLine()
+            o.string("name", c.name)
+            o.int("id", c.id)
+            o.string("state", c.state)
+            o.int("live_rows", c.liveRows)
+            o.int("duplicate_pks", c.duplicatePKs)
+            o.int("tombstones", c.tombstones)
+            o.string("history", c.history)
+            if let tainted = c.taintedFrom {
+                o.raw(
+                    "tainted_from", "{\"pchannel\":\(JSONLine.quoted(tainted.pchannel)),\"offset\":\(tainted.offset)}")
+            } else {
+                o.null("tainted_from")
+            }
+            return o.result
+        }
+        let pchannels = s.pchannels.map { p -> String in
+            var o = JSONLine()
+            o.string("name", p.pchannel)
+            o.int("offset", p.nextOffset)
+            o.int("resume_offset", p.resumeOffset)
+            o.int("high_watermark", p.highWatermark)
+            o.int("lag_messages", max(0, p.highWatermark - p.nextOffset))
+            if let lag = lagSeconds(p, nowMs: nowMs) { o.raw("lag_seconds", String(format: "%.3f", lag)) } else {
+                o.null("lag_seconds")
+            }
+            o.int("last_time_tick", p.tickTs)
+            o.int("epoch", p.epoch)
+            return o.result
+        }
+        let findings = s.findings.map { f -> String in
+            var o = JSONLine()
+            o.string("kind", f.kind)
+            o.string("state", f.state)
+            if let p = f.pchannel { o.string("pchannel", p) } else { o.null("pchannel") }
+            if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
+            var evidence = JSONLine()
+            if let from = f.fromOffset { evidence.int("from_offset", from) }
+            if let to = f.toOffset { evidence.int("to_offset", to) }
+            evidence.string("detail", f.detail)
+            o.raw("evidence", evidence.result)
+            o.int("first_seen_ms", f.firstSeenMs)
+            return o.result
+        }
+        return "{\"collections\":[\(collections.joined(separator: ","))],"
+            + "\"pchannels\":[\(pchannels.joined(separator: ","))],"
+            + "\"findings\":[\(findings.joined(separator: ","))],\"quarantined\":\(s.quarantined)}"
+    }
+
+    public static func text(_ s: ShadowSummary, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+        var lines: [String] = ["collections:"]
+        if s.collections.isEmpty { lines.append("  (none seen yet)") }
+        for c in s.collections {
+            var line =
+                "  \(c.name.isEmpty ? "?" : c.name) (\(c.id)) \(c.state): \(c.liveRows) live rows, "
+                + "\(c.duplicatePKs) duplicate pks, \(c.tombstones) tombstones, history \(c.history)"
+            if let t = c.taintedFrom { line += ", TAINTED from \(t.pchannel)@\(t.offset)" }
+            lines.append(line)
+        }
+        lines.append("pchannels:")
+        for p in s.pchannels {
+            let lag = lagSeconds(p, nowMs: nowMs).map { String(format: "%.1fs", $0) } ?? "?"
+            lines.append(
+                "  \(p.pchannel): offset \(p.nextOffset) of \(p.highWatermark) (lag \(max(0, p.highWatermark - p.nextOffset)) "
+                    + "messages, \(lag)), last time tick \(p.tickTs)"
+                    + (p.tickTs > 0 ? " (\(HybridTimestamp.iso8601(p.tickTs)))" : "") + (p.epoch > 0 ? ", epoch \(p.epoch)" : ""))
+        }
+        lines.append("findings: \(s.findings.isEmpty ? "none" : String(s.findings.count))")
+        for f in s.findings {
+            lines.append("  [\(f.state)] \(f.kind) \(f.pchannel ?? "") \(f.detail)")
+        }
+        lines.append("quarantined records: \(s.quarantined)")
+        return lines.joined(separator: "\n")
+    }
+}

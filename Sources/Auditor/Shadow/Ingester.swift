@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+
+/// Follows every pchannel and keeps the shadow in step: records are buffered per pchannel and applied in
+/// (timestamp, offset) order once a time tick at or after their timestamp arrived on that pchannel, as
+/// Milvus's own reader does. Each poll's closed windows commit in one transaction with the checkpoints.
+public final class ShadowIngester {
+    public struct Stats: Sendable, Equatable {
+        public var records = 0
+        public var appliedMessages = 0
+        public var insertedRows = 0
+        public var deletedKeys = 0
+        public var commits = 0
+        public var skippedAlreadyApplied = 0
+        public var undecodable = 0
+        public var findings = 0
+    }
+
+    struct Channel {
+        var checkpoint: ChannelCheckpoint
+        var buffered: [WALMessage] = []
+        var bufferedOffsets: Set<Int64> = []
+        var target: Int64 = 0
+        var reachedEnd = false
+        var raw: [Int64: [UInt8]] = [:]
+        var findings: [LogFinding] = []
+        var done: Bool { checkpoint.nextOffset >= target && reachedEnd }
+    }
+
+    private let log: any KafkaLog
+    private let store: ShadowStore
+    private let topicPrefix: String
+    private let logger: Logger
+    private var decoder = WALDecoder()
+    private var channels: [String: Channel] = [:]
+    public private(set) var stats = Stats()
+
+    public init(log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger) {
+        self.log = log
+        self.store = store
+        self.topicPrefix = topicPrefix
+        self.logger = logger
+    }
+
+    /// Discovers pchannels, checks every stored position against the broker's log and starts reading.
+    public func start() async throws {
+        let stored = try store.checkpoints()
+        var positions: [TopicPosition] = []
+        var pending: [ShadowBatch] = []
+        for topic in try await log.pchannelTopics(prefix: topicPrefix) where channels[topic] == nil {
+            let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+            var checkpoint = stored[topic] ?? ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
+            var findings: [LogFinding] = []
+            if let old = stored[topic], marks.high < old.nextOffset {
+                // The broker's log ends before offsets already consumed: it was wiped or replaced.
+                findings.append(
+                    LogFinding(
+                        kind: .logRegression, pchannel: topic, fromOffset: marks.high, toOffset: old.nextOffset,
+                        detail: "log ends at \(marks.high) but auditd had consumed up to \(old.nextOffset - 1) "
+                            + "(epoch \(old.epoch)); following the new log from \(marks.low)"))
+                checkpoint = ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
+                checkpoint.epoch = old.epoch + 1
+            } else if stored[topic] != nil, marks.low > checkpoint.resumeOffset {
+                findings.append(
+                    LogFinding(
+                        kind: .retentionLoss, pchannel: topic, fromOffset: checkpoint.resumeOffset, toOffset: marks.low,
+                        detail: "offsets \(checkpoint.resumeOffset)..<\(marks.low) left the log before auditd read them"))
+                checkpoint.resumeOffset = marks.low
+                checkpoint.nextOffset = max(checkpoint.nextOffset, marks.low)
+            }
+            checkpoint.highWatermark = marks.high
+            if !findings.isEmpty {
+                pending.append(ShadowBatch(pchannel: topic, messages: [], checkpoint: checkpoint, findings: findings))
+                stats.findings += findings.count
+                for finding in findings {
+                    logger.error(
+                        "log finding",
+                        metadata: ["finding.kind": "\(finding.kind.rawValue)", "kafka.topic": "\(topic)",
+                            "finding.detail": "\(finding.detail)"])
+                }
+            }
+            var channel = Channel(checkpoint: checkpoint)
+            channel.target = marks.high
+            channel.reachedEnd = checkpoint.resumeOffset >= marks.high
+            channels[topic] = channel
+            positions.append(TopicPosition(topic: topic, offset: .exact(checkpoint.resumeOffset)))
+        }
+        try store.commit(pending)
+        if !positions.isEmpty { try log.assign(positions) }
+    }
+
+    public var topics: [String] { channels.keys.sorted() }
+
+    /// True once every pchannel reached the high watermark it had at `start()`.
+    public var caughtUp: Bool { channels.values.allSatisfy(\.done) }
+
+    /// One poll: reads, buffers, closes windows at time ticks, commits. Returns the records read.
+    @discardableResult
+    public func step(timeout: Duration = .milliseconds(200)) async throws -> Int {
+        let events = try await log.poll(maxMessages: 2000, timeout: timeout)
+        var touched: Set<String> = []
+        var batches: [ShadowBatch] = []
+        for event in events {
+            switch event {
+            case .record(let record):
+                guard record.partition == 0, channels[record.topic] != nil else { continue }
+                stats.records += 1
+                if let batch = receive(record) { batches.append(batch) }
+                touched.insert(record.topic)
+            case .partitionEnd(let topic, _, let offset):
+                channels[topic]?.reachedEnd = true
+                if let channel = channels[topic], offset > channel.checkpoint.nextOffset {
+                    channels[topic]?.checkpoint.nextOffset = offset
+                }
+            case .error(let error):
+                logger.warning("kafka partition error", metadata: ["kafka.error": "\(error)"])
+            }
+        }
+        for topic in touched {
+            guard var channel = channels[topic] else { continue }
+            if channel.checkpoint.nextOffset >= channel.target,
+                let fetched = log.fetchedWatermarks(topic: topic, partition: 0)
+            {
+                channel.checkpoint.highWatermark = fetched.high
+                if channel.checkpoint.nextOffset >= fetched.high { channel.reachedEnd = true }
+            }
+            channels[topic] = channel
+        }
+        if !batches.isEmpty {
+            try store.commit(batches)
+            stats.commits += 1
+        }
+        return events.count
+    }
+
+    /// Handles one record; returns a batch when it closed a time-tick window.
+    private func receive(_ record: KafkaRecord) -> ShadowBatch? {
+        guard var channel = channels[record.topic] else { return nil }
+        defer { channels[record.topic] = channel }
+        let offset = record.offset
+        if channel.checkpoint.applied.contains(offset) || channel.bufferedOffsets.contains(offset) {
+            stats.skippedAlreadyApplied += 1
+            return nil
+        }
+        if offset > channel.checkpoint.nextOffset {
+            let finding = LogFinding(
+                kind: .logGap, pchannel: record.topic, fromOffset: channel.checkpoint.nextOffset, toOffset: offset,
+                detail: "offsets \(channel.checkpoint.nextOffset)..<\(offset) missing from the log")
+            channel.findings.append(finding)
+            stats.findings += 1
+            logger.error("log gap", metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
+        }
+        channel.checkpoint.nextOffset = max(channel.checkpoint.nextOffset, offset + 1)
+        if let ms = record.timestampMs { channel.checkpoint.lastMessageMs = ms }
+        let message = decoder.decode(record)
+        switch message.body {
+        case .timeTick:
+            return closeWindow(&channel, tick: message)
+        case .undecodable:
+            stats.undecodable += 1
+            channel.raw[offset] = record.value
+            fallthrough
+        default:
+            channel.buffered.append(message)
+            channel.bufferedOffsets.insert(offset)
+            return nil
+        }
+    }
+
+    private func closeWindow(_ channel: inout Channel, tick: WALMessage) -> ShadowBatch {
+        let tickTs = tick.ts
+        var ready: [WALMessage] = []
+        var later: [WALMessage] = []
+        for message in channel.buffered {
+            // undecodable records carry no usable ts: quarantine them with this window
+            if message.ts <= tickTs || message.body.kindName == "undecodable" { ready.append(message) } else {
+                later.append(message)
+            }
+        }
+        ready.sort { ($0.ts, $0.offset) < ($1.ts, $1.offset) }
+        var quarantine: [QuarantinedRecord] = []
+        var messages: [WALMessage] = []
+        for message in ready {
+            if case .undecodable(let reason) = message.body {
+                quarantine.append(
+                    QuarantinedRecord(offset: message.offset, reason: reason, bytes: channel.raw[message.offset]))
+                channel.raw[message.offset] = nil
+                continue
+            }
+            messages.append(message)
+            switch message.body {
+            case .insert(let insert): stats.insertedRows += insert.rows.count
+            case .delete(let delete): stats.deletedKeys += delete.keys.count
+            default: break
+            }
+        }
+        stats.appliedMessages += ready.count
+        channel.buffered = later
+        channel.bufferedOffsets = Set(later.map(\.offset))
+        var checkpoint = channel.checkpoint
+        checkpoint.tickTs = tickTs
+        checkpoint.tickOffset = tick.offset
+        checkpoint.applied.formUnion(ready.map(\.offset))
+        checkpoint.applied.insert(tick.offset)
+        checkpoint.resumeOffset = later.map(\.offset).min() ?? (tick.offset + 1)
+        checkpoint.applied = checkpoint.applied.filter { $0 >= checkpoint.resumeOffset }
+        channel.checkpoint = checkpoint
+        let findings = channel.findings
+        channel.findings = []
+        return ShadowBatch(
+            pchannel: tick.pchannel, messages: messages, checkpoint: checkpoint, quarantine: quarantine,
+            findings: findings)
+    }
+}

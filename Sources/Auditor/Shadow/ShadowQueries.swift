@@ -1,0 +1,111 @@
+import Foundation
+import GRDB
+
+/// Read side of the shadow: what reports, tests and (later) the audit compare against.
+extension ShadowStore {
+    public struct LiveRow: Sendable, Equatable, Hashable {
+        public var pk: PrimaryKey
+        public var ts: UInt64
+        public var rowHash: UInt64
+    }
+
+    public struct BucketState: Sendable, Equatable {
+        public var hashes: [UInt64]
+        public var counts: [Int64]
+    }
+
+    private func local(_ db: Database, _ collectionID: Int64) throws -> (id: Int64, pkIsInt: Bool)? {
+        guard let row = try Row.fetchOne(
+            db, sql: "SELECT id, pk_is_int FROM collections WHERE collection_id = ?", arguments: [collectionID])
+        else { return nil }
+        return (row["id"], (row["pk_is_int"] as Bool?) ?? false)
+    }
+
+    /// Every live row version of a collection (a duplicated pk appears once per version).
+    public func liveRows(collectionID: Int64) throws -> [LiveRow] {
+        try writer.read { db in
+            guard let (coll, isInt) = try local(db, collectionID) else { return [] }
+            return try Row.fetchAll(db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ?", arguments: [coll]).compactMap {
+                row in
+                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
+                return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
+            }
+        }
+    }
+
+    public func tombstones(collectionID: Int64) throws -> [DeletedKey] {
+        try writer.read { db in
+            guard let (coll, isInt) = try local(db, collectionID) else { return [] }
+            return try Row.fetchAll(db, sql: "SELECT pk, ts FROM tombstones WHERE coll = ?", arguments: [coll])
+                .compactMap { row in
+                    guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else {
+                        return nil
+                    }
+                    return DeletedKey(pk: pk, ts: UInt64(bitPattern: row["ts"]))
+                }
+        }
+    }
+
+    /// The incrementally maintained bucket hashes.
+    public func buckets(collectionID: Int64) throws -> BucketState {
+        try writer.read { db in
+            let count = configuration.buckets
+            guard let (coll, _) = try local(db, collectionID) else {
+                return BucketState(hashes: Array(repeating: 0, count: count), counts: Array(repeating: 0, count: count))
+            }
+            let table = try Applier.loadBuckets(db, coll: coll, count: count)
+            return BucketState(hashes: table.hashes, counts: table.counts)
+        }
+    }
+
+    /// The same bucket hashes recomputed from the row table (must always equal `buckets`).
+    public func recomputedBuckets(collectionID: Int64) throws -> BucketState {
+        let count = configuration.buckets
+        var state = BucketState(hashes: Array(repeating: 0, count: count), counts: Array(repeating: 0, count: count))
+        for row in try liveRows(collectionID: collectionID) {
+            let pkBytes = ShadowHashing.pkBytes(row.pk)
+            let bucket = ShadowHashing.bucket(pkBytes: pkBytes, buckets: count)
+            state.hashes[bucket] ^= ShadowHashing.version(pkBytes: pkBytes, ts: row.ts, rowHash: row.rowHash)
+            state.counts[bucket] += 1
+        }
+        return state
+    }
+
+    public func collectionIDs() throws -> [Int64] {
+        try writer.read { db in try Int64.fetchAll(db, sql: "SELECT collection_id FROM collections ORDER BY id") }
+    }
+
+    public func summary() throws -> ShadowSummary {
+        let checkpoints = try checkpoints()
+        return try writer.read { db in
+            var collections: [ShadowSummary.Collection] = []
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM collections ORDER BY id") {
+                let coll: Int64 = row["id"]
+                let live = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ?", arguments: [coll]) ?? 0
+                let duplicates =
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT COUNT(*) FROM (SELECT pk FROM rows WHERE coll = ? GROUP BY pk HAVING COUNT(*) > 1)",
+                        arguments: [coll]) ?? 0
+                let tombstones =
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tombstones WHERE coll = ?", arguments: [coll]) ?? 0
+                let taintedOffset: Int64? = row["tainted_offset"]
+                collections.append(
+                    ShadowSummary.Collection(
+                        id: row["collection_id"], name: row["name"], state: row["state"], liveRows: live,
+                        duplicatePKs: duplicates, tombstones: tombstones, history: row["history"],
+                        taintedFrom: taintedOffset.map { (row["tainted_pchannel"] ?? "", $0) }))
+            }
+            let findings = try Row.fetchAll(db, sql: "SELECT * FROM findings ORDER BY id").map { row in
+                ShadowSummary.Finding(
+                    kind: row["kind"], state: row["state"], pchannel: row["pchannel"],
+                    collectionID: row["collection_id"], fromOffset: row["from_offset"], toOffset: row["to_offset"],
+                    detail: row["detail"], firstSeenMs: row["first_seen_ms"])
+            }
+            let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
+            return ShadowSummary(
+                collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
+                findings: findings, quarantined: quarantined)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import GRDB
+
+/// The shadow's SQLite schema: append-only, named migrations.
+enum ShadowSchema {
+    static let marker = "auditd-shadow"
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-shadow") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                    -- Interned names (shards, partitions) so rows carry small integers.
+                    CREATE TABLE names (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);
+                    CREATE TABLE collections (
+                        id INTEGER PRIMARY KEY,
+                        collection_id INTEGER NOT NULL UNIQUE,
+                        name TEXT NOT NULL DEFAULT '',
+                        db TEXT NOT NULL DEFAULT '',
+                        schema_json TEXT,
+                        pk_is_int INTEGER,
+                        state TEXT NOT NULL DEFAULT 'live',
+                        dropped_ts INTEGER,
+                        history TEXT NOT NULL DEFAULT 'complete',
+                        tainted_pchannel TEXT,
+                        tainted_offset INTEGER,
+                        pchannels TEXT NOT NULL DEFAULT '',
+                        buckets INTEGER NOT NULL);
+                    CREATE TABLE rows (
+                        coll INTEGER NOT NULL,
+                        pk BLOB NOT NULL,
+                        ts INTEGER NOT NULL,
+                        seq INTEGER NOT NULL,
+                        hash INTEGER NOT NULL,
+                        part INTEGER NOT NULL,
+                        shard INTEGER NOT NULL,
+                        off INTEGER NOT NULL,
+                        PRIMARY KEY (coll, pk, ts, seq)) WITHOUT ROWID;
+                    CREATE TABLE tombstones (
+                        coll INTEGER NOT NULL,
+                        pk BLOB NOT NULL,
+                        ts INTEGER NOT NULL,
+                        shard INTEGER NOT NULL,
+                        off INTEGER NOT NULL,
+                        PRIMARY KEY (coll, pk, ts)) WITHOUT ROWID;
+                    CREATE INDEX tombstones_by_ts ON tombstones (ts);
+                    CREATE TABLE buckets (
+                        coll INTEGER NOT NULL,
+                        bucket INTEGER NOT NULL,
+                        hash INTEGER NOT NULL,
+                        count INTEGER NOT NULL,
+                        PRIMARY KEY (coll, bucket)) WITHOUT ROWID;
+                    CREATE TABLE pchannels (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        resume_offset INTEGER NOT NULL,
+                        next_offset INTEGER NOT NULL,
+                        tick_ts INTEGER NOT NULL DEFAULT 0,
+                        tick_offset INTEGER NOT NULL DEFAULT -1,
+                        high_watermark INTEGER NOT NULL DEFAULT 0,
+                        last_message_ms INTEGER,
+                        epoch INTEGER NOT NULL DEFAULT 0);
+                    -- Offsets at or after a pchannel's resume offset that are already applied.
+                    CREATE TABLE applied (
+                        pchannel TEXT NOT NULL,
+                        off INTEGER NOT NULL,
+                        PRIMARY KEY (pchannel, off)) WITHOUT ROWID;
+                    CREATE TABLE quarantine (
+                        pchannel TEXT NOT NULL,
+                        off INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        bytes BLOB,
+                        seen_ms INTEGER NOT NULL,
+                        PRIMARY KEY (pchannel, off));
+                    CREATE TABLE findings (
+                        id INTEGER PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        pchannel TEXT,
+                        collection_id INTEGER,
+                        from_offset INTEGER,
+                        to_offset INTEGER,
+                        detail TEXT NOT NULL,
+                        first_seen_ms INTEGER NOT NULL);
+                    """)
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?)", arguments: [marker])
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import GRDB
+import Synchronization
+
+public struct ShadowError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The shadow: every live row's identity (pk → ts, row hash, partition, shard, offset), tombstones,
+/// per-collection bucket hashes and per-pchannel checkpoints, in SQLite (WAL). One write transaction per
+/// `ShadowBatch`: rows, tombstones, buckets and offsets commit together or not at all.
+public final class ShadowStore: Sendable {
+    let writer: any DatabaseWriter
+    public let configuration: ShadowConfiguration
+    /// In-memory copies of bucket tables and interned ids; touched only inside write transactions
+    /// (serialized by GRDB) and dropped whenever a transaction fails.
+    private let cache = Mutex(WriteCache())
+
+    struct WriteCache {
+        var buckets: [Int64: BucketTable] = [:]
+        var names: [String: Int64] = [:]
+        var collections: [Int64: CollectionEntry] = [:]
+    }
+
+    struct CollectionEntry {
+        var local: Int64
+        var live: Bool
+        var pkIsInt: Bool?
+        var pchannels: Set<String>
+    }
+
+    struct BucketTable {
+        var hashes: [UInt64]
+        var counts: [Int64]
+        var dirty: Set<Int> = []
+    }
+
+    init(writer: any DatabaseWriter, configuration: ShadowConfiguration) throws {
+        self.writer = writer
+        self.configuration = configuration
+        try ShadowSchema.migrator.migrate(writer)
+    }
+
+    /// Opens (or creates) the shadow in `directory`/shadow.sqlite. A directory holding something else
+    /// is refused with one line naming it.
+    public static func open(directory: String, configuration: ShadowConfiguration = ShadowConfiguration(), create: Bool)
+        throws -> ShadowStore
+    {
+        let path = (directory as NSString).appendingPathComponent("shadow.sqlite")
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard create else { throw ShadowError(message: "state directory '\(directory)' does not exist") }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } else if !isDirectory.boolValue {
+            throw ShadowError(message: "state directory '\(directory)' is a file")
+        }
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists {
+            let foreign = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter {
+                !$0.hasPrefix(".")
+            } ?? []
+            guard create else { throw ShadowError(message: "state directory '\(directory)' holds no auditd shadow") }
+            guard foreign.isEmpty else {
+                throw ShadowError(
+                    message: "state directory '\(directory)' is not empty and holds no auditd shadow (\(foreign.prefix(3).joined(separator: ", ")))")
+            }
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            if exists {
+                let format = try pool.read { db in
+                    try? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format'")
+                }
+                guard format == ShadowSchema.marker else {
+                    throw ShadowError(message: "'\(path)' is not an auditd shadow")
+                }
+            }
+        } catch let error as ShadowError {
+            throw error
+        } catch {
+            throw ShadowError(message: "'\(path)' is not an auditd shadow: \(error)")
+        }
+        return try ShadowStore(writer: pool, configuration: configuration)
+    }
+
+    public static func inMemory(configuration: ShadowConfiguration = ShadowConfiguration()) throws -> ShadowStore {
+        try ShadowStore(writer: DatabaseQueue(), configuration: configuration)
+    }
+
+    // MARK: Checkpoints
+
+    public func checkpoints() throws -> [String: ChannelCheckpoint] {
+        try writer.read { db in
+            var result: [String: ChannelCheckpoint] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM pchannels") {
+                var checkpoint = ChannelCheckpoint(pchannel: row["name"], startOffset: row["resume_offset"])
+                checkpoint.nextOffset = row["next_offset"]
+                checkpoint.tickTs = UInt64(bitPattern: row["tick_ts"])
+                checkpoint.tickOffset = row["tick_offset"]
+                checkpoint.highWatermark = row["high_watermark"]
+                checkpoint.lastMessageMs = row["last_message_ms"]
+                checkpoint.epoch = row["epoch"]
+                checkpoint.applied = Set(
+                    try Int64.fetchAll(
+                        db, sql: "SELECT off FROM applied WHERE pchannel = ?", arguments: [checkpoint.pchannel]))
+                result[checkpoint.pchannel] = checkpoint
+            }
+            return result
+        }
+    }
+
+    // MARK: Apply
+
+    /// Applies one batch atomically.
+    public func commit(_ batch: ShadowBatch) throws {
+        try commit([batch])
+    }
+
+    /// Applies several batches (in order) in one transaction.
+    public func commit(_ batches: [ShadowBatch]) throws {
+        guard !batches.isEmpty else { return }
+        do {
+            try writer.write { db in
+                try cache.withLock { cache in
+                    var working = cache
+                    for batch in batches {
+                        var apply = Applier(
+                            db: db, cache: working, buckets: configuration.buckets, pchannel: batch.pchannel)
+                        for message in batch.messages { try apply.apply(message) }
+                        for record in batch.quarantine { try apply.quarantine(record) }
+                        for finding in batch.findings { try apply.record(finding) }
+                        try apply.flushBuckets()
+                        try Self.store(batch.checkpoint, db: db)
+                        working = apply.cache
+                    }
+                    cache = working
+                }
+            }
+        } catch {
+            cache.withLock { $0 = WriteCache() }  // the transaction rolled back: forget derived state
+            throw error
+        }
+    }
+
+    static func store(_ c: ChannelCheckpoint, db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO pchannels (name, resume_offset, next_offset, tick_ts, tick_offset, high_watermark,
+                    last_message_ms, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET resume_offset = excluded.resume_offset,
+                    next_offset = excluded.next_offset, tick_ts = excluded.tick_ts, tick_offset = excluded.tick_offset,
+                    high_watermark = excluded.high_watermark, last_message_ms = excluded.last_message_ms,
+                    epoch = excluded.epoch
+                """,
+            arguments: [
+                c.pchannel, c.resumeOffset, c.nextOffset, Int64(bitPattern: c.tickTs), c.tickOffset, c.highWatermark,
+                c.lastMessageMs, c.epoch,
+            ])
+        try db.execute(sql: "DELETE FROM applied WHERE pchannel = ?", arguments: [c.pchannel])
+        for offset in c.applied where offset >= c.resumeOffset {
+            try db.execute(sql: "INSERT INTO applied (pchannel, off) VALUES (?, ?)", arguments: [c.pchannel, offset])
+        }
+    }
+
+    /// Removes tombstones older than the retention window (relative to `nowTs`, a hybrid timestamp).
+    @discardableResult
+    public func purgeTombstones(nowTs: UInt64) throws -> Int {
+        let windowMs = configuration.tombstoneRetention.components.seconds * 1000
+        let cutoff = HybridTimestamp.compose(milliseconds: HybridTimestamp.physicalMilliseconds(nowTs) - windowMs)
+        return try writer.write { db in
+            try db.execute(sql: "DELETE FROM tombstones WHERE ts < ?", arguments: [Int64(bitPattern: cutoff)])
+            return db.changesCount
+        }
+    }
+}
