@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+import SwiftProtobuf
+import Testing
+
+@testable import Auditor
+
+/// Writes Milvus-shaped messages into an in-memory log, the way proxies and rootcoord do.
+struct LogWriter {
+    let log: InMemoryKafkaLog
+    var topic = "by-dev-rootcoord-dml_0"
+    var collectionID: Int64 = 4455
+
+    func insert(_ pks: [Int64], ts: UInt64, partition: Int64 = 1, seed: Float = 0.5) {
+        var request = Fixtures.insert(
+            pks: Fixtures.longs(100, pks), others: [Fixtures.floatVector(101, dim: 2, rows: pks.count, seed: seed)],
+            rows: pks.count, ts: ts, collectionID: collectionID)
+        request.partitionID = partition
+        log.append(topic: topic, value: try! Array(request.serializedData()))
+    }
+
+    func delete(_ pks: [Int64], ts: UInt64, partition: Int64 = -1) {
+        var request = Fixtures.delete(intPKs: pks, ts: ts)
+        request.collectionID = collectionID
+        request.partitionID = partition
+        log.append(topic: topic, value: try! Array(request.serializedData()))
+    }
+
+    func tick(_ ts: UInt64) {
+        var tick = Milvus_Proto_Msg_TimeTickMsg()
+        tick.base = Fixtures.base(.timeTick, ts: ts)
+        log.append(topic: topic, value: try! Array(tick.serializedData()))
+    }
+
+    func dropPartition(_ partition: Int64, ts: UInt64) {
+        var request = Milvus_Proto_Msg_DropPartitionRequest()
+        request.base = Fixtures.base(.dropPartition, ts: ts)
+        request.collectionID = collectionID
+        request.partitionID = partition
+        log.append(topic: topic, value: try! Array(request.serializedData()))
+    }
+
+    func dropCollection(ts: UInt64) {
+        var request = Milvus_Proto_Msg_DropCollectionRequest()
+        request.base = Fixtures.base(.dropCollection, ts: ts)
+        request.collectionID = collectionID
+        log.append(topic: topic, value: try! Array(request.serializedData()))
+    }
+
+    func garbage() { log.append(topic: topic, value: [0xff, 0x01, 0x02]) }
+}
+
+@Suite("Shadow semantics")
+struct ShadowTests {
+    let logger = Logger(label: "test")
+
+    /// Ingests everything currently in the log into the store; returns the ingester's stats.
+    @discardableResult
+    func ingest(_ log: InMemoryKafkaLog, into store: ShadowStore) async throws -> ShadowIngester.Stats {
+        let ingester = ShadowIngester(log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger)
+        try await ingester.start()
+        while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+        return ingester.stats
+    }
+
+    func live(_ store: ShadowStore, _ collection: Int64 = 4455) throws -> [Int64: [UInt64]] {
+        var result: [Int64: [UInt64]] = [:]
+        for row in try store.liveRows(collectionID: collection) {
+            if case .int(let pk) = row.pk { result[pk, default: []].append(row.ts) }
+        }
+        return result.mapValues { $0.sorted() }
+    }
+
+    @Test func deleteHidesOnlyOlderVersions() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10)
+        w.delete([1], ts: 20)
+        w.insert([1], ts: 30)
+        w.insert([3], ts: 50)
+        w.delete([3], ts: 50)  // same ts: the row inserted at 50 survives
+        w.tick(100)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store) == [1: [30], 2: [10], 3: [50]])
+        #expect(Set(try store.tombstones(collectionID: 4455).map(\.ts)) == [20, 50])
+    }
+
+    @Test func upsertIsDeleteAndInsertAtOneTimestamp() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([7], ts: 10, seed: 1)
+        w.delete([7], ts: 20)
+        w.insert([7], ts: 20, seed: 2)
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store) == [7: [20]])
+        #expect(try store.summary().collections.first?.duplicatePKs == 0)
+    }
+
+    @Test func duplicatesAreCountedUntilDeleted() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([5, 6], ts: 10)
+        w.insert([5], ts: 20)
+        w.tick(25)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store) == [5: [10, 20], 6: [10]])
+        #expect(try store.summary().collections.first?.duplicatePKs == 1)
+        #expect(try store.summary().collections.first?.liveRows == 3)
+        w.delete([5], ts: 30)
+        w.tick(35)
+        try await ingest(log, into: store)
+        #expect(try live(store) == [6: [10]])
+    }
+
+    @Test func dropPartitionAndCollectionRetireRows() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10, partition: 1)
+        w.insert([3, 4], ts: 10, partition: 2)
+        w.delete([3], ts: 12, partition: 1)  // partition-scoped delete does not touch partition 2
+        w.dropPartition(1, ts: 20)
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store) == [3: [10], 4: [10]])
+        #expect(try store.buckets(collectionID: 4455) == store.recomputedBuckets(collectionID: 4455))
+        w.dropCollection(ts: 40)
+        w.insert([9], ts: 45)  // after the drop nothing comes back
+        w.tick(50)
+        try await ingest(log, into: store)
+        #expect(try live(store).isEmpty)
+        #expect(try store.summary().collections.first?.state == "dropped")
+    }
+
+    @Test func recordsWaitForTheirTimeTick() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 40)  // written before the tick, but belongs to the next window
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store).isEmpty)
+        let checkpoint = try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"])
+        #expect(checkpoint.resumeOffset == 0 && checkpoint.tickTs == 30)
+        // A restart re-reads the buffered record; the next tick applies it exactly once.
+        w.tick(50)
+        try await ingest(log, into: store)
+        #expect(try live(store) == [1: [40]])
+    }
+
+    @Test func bucketsIncrementalEqualsRecomputedUnderRandomOps() async throws {
+        var rng = DecoderCorpusTests.SplitMix64(state: 9)
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        let store = try ShadowStore.inMemory(configuration: ShadowConfiguration(buckets: 64))
+        var ts: UInt64 = 10
+        for round in 0..<20 {
+            for _ in 0..<30 {
+                ts += 1
+                let pks = (0..<Int.random(in: 1...5, using: &rng)).map { _ in Int64.random(in: 0..<200, using: &rng) }
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0..<6: w.insert(Array(Set(pks)), ts: ts, partition: Int64.random(in: 1...2, using: &rng))
+                case 6..<9: w.delete(Array(Set(pks)), ts: ts)
+                default:
+                    w.delete(Array(Set(pks)), ts: ts)
+                    w.insert(Array(Set(pks)), ts: ts, seed: Float(round))
+                }
+            }
+            ts += 1
+            w.tick(ts)
+            try await ingest(log, into: store)
+            #expect(try store.buckets(collectionID: 4455) == store.recomputedBuckets(collectionID: 4455))
+        }
+        // and a fresh replay of the same log gives the same shadow
+        let fresh = try ShadowStore.inMemory(configuration: ShadowConfiguration(buckets: 64))
+        try await ingest(log, into: fresh)
+        #expect(try fresh.buckets(collectionID: 4455) == store.buckets(collectionID: 4455))
+        #expect(Set(try fresh.liveRows(collectionID: 4455)) == Set(try store.liveRows(collectionID: 4455)))
+    }
+
+    @Test func reappliedRecordsAreNoOps() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10)
+        w.tick(20)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        // Re-deliver: rewind the stored checkpoint as if the commit of the offsets had been lost.
+        var checkpoint = try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"])
+        checkpoint.resumeOffset = 0
+        checkpoint.applied = []
+        try store.commit(ShadowBatch(pchannel: checkpoint.pchannel, messages: [], checkpoint: checkpoint))
+        try await ingest(log, into: store)
+        #expect(try live(store) == [1: [10], 2: [10]])
+        #expect(try store.buckets(collectionID: 4455) == store.recomputedBuckets(collectionID: 4455))
+    }
+
+    @Test func brokerLogRegressionIsAFindingNotNewData() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.tick(20)
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        log.wipe(topic: w.topic)
+        w.tick(40)
+        try await ingest(log, into: store)
+        let summary = try store.summary()
+        #expect(summary.findings.map(\.kind) == ["log_regression"])
+        #expect(summary.findings.first?.toOffset == 3)
+        #expect(summary.pchannels.first?.epoch == 1)
+        #expect(try live(store) == [1: [10]])  // nothing re-applied, nothing lost from the shadow
+    }
+
+    @Test func retentionLossIsReported() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.tick(20)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        w.insert([2], ts: 30)
+        w.tick(40)
+        w.insert([3], ts: 50)
+        w.tick(60)
+        log.truncate(topic: w.topic, below: 4)  // offsets 2 and 3 gone before auditd read them
+        try await ingest(log, into: store)
+        let findings = try store.summary().findings
+        #expect(findings.map(\.kind) == ["retention_loss"])
+        #expect(findings.first?.fromOffset == 2 && findings.first?.toOffset == 4)
+        #expect(try live(store) == [1: [10], 3: [50]])
+    }
+
+    @Test func undecodableIsQuarantinedAndTaints() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.tick(20)
+        w.garbage()
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        let stats = try await ingest(log, into: store)
+        #expect(stats.undecodable == 1)
+        let summary = try store.summary()
+        #expect(summary.quarantined == 1)
+        #expect(summary.collections.first?.taintedFrom?.offset == 2)
+        #expect(summary.collections.first?.history == "incomplete")  // no CreateCollection in this log
+    }
+
+    @Test func stateDirectoryErrorsAreOneLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("auditd-foreign-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+        #expect(throws: ShadowError.self) { try ShadowStore.open(directory: dir.path, create: true) }
+        #expect(throws: ShadowError.self) { try ShadowStore.open(directory: dir.path + "-missing", create: false) }
+        do {
+            _ = try ShadowStore.open(directory: dir.path, create: true)
+        } catch let error as ShadowError {
+            #expect(!error.message.contains("\n") && error.message.contains(dir.path))
+        }
+    }
+}
