@@ -190,7 +190,8 @@ struct Run: AsyncParsableCommand {
             shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)))
         do {
             let stats = try await app.run(options, stop: stop) { stats in
-                let line = "run: \(stats.records) records, \(stats.insertedRows) rows inserted, "
+                let line =
+                    "run: \(stats.records) records, \(stats.insertedRows) rows inserted, "
                     + "\(stats.deletedKeys) deletes, \(stats.commits) commits, \(stats.undecodable) undecodable"
                 FileHandle.standardError.write(Data((interactive ? "\r" + line : line + "\n").utf8))
             }
@@ -218,9 +219,25 @@ struct Report: AsyncParsableCommand {
     @Flag(help: "JSON instead of text.")
     var json = false
 
+    @Option(help: "Print the live rows of this collection (id) as JSON lines {pk, ts, row_hash} instead.")
+    var rows: Int64?
+
     func run() async throws {
         let app = buildApplication(connection.configuration())
         do {
+            if let rows {
+                let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
+                let out = LineWriter()
+                for row in try store.liveRows(collectionID: rows) {
+                    var o = JSONLine()
+                    o.pk("pk", row.pk)
+                    o.int("ts", row.ts)
+                    o.string("row_hash", row.rowHash.hex16)
+                    out.write(o.result)
+                }
+                out.flush()
+                return
+            }
             let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory(state))
             print(json ? ShadowReport.json(summary) : ShadowReport.text(summary))
             if summary.findings.contains(where: { $0.state == "confirmed" }) { throw ExitCode(1) }

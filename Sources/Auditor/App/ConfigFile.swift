@@ -22,7 +22,8 @@ public struct ConfigFile: Sendable, Equatable {
     public static func parse(_ text: String, source: String = "config") throws -> ConfigFile {
         var file = ConfigFile()
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+            let line =
+                rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
                 .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
             guard let colon = line.firstIndex(of: ":") else {
@@ -35,7 +36,9 @@ public struct ConfigFile: Sendable, Equatable {
             }
             guard keys.contains(key) else {
                 throw ShadowError(
-                    message: "\(source):\(index + 1): unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
+                    message:
+                        "\(source):\(index + 1): unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))"
+                )
             }
             if key == "kafka-property" { file.kafkaProperties.append(value) } else { file.values[key] = value }
         }

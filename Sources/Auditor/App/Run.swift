@@ -25,7 +25,9 @@ public struct RunOptions: Sendable {
 extension Application {
     /// `auditd run`: follows every pchannel into the shadow until stopped (or, with `once`, until the
     /// end of the log as it was at start).
-    public func run(_ options: RunOptions, stop: StopFlag = StopFlag(), progress: ((ShadowIngester.Stats) -> Void)? = nil)
+    public func run(
+        _ options: RunOptions, stop: StopFlag = StopFlag(), progress: ((ShadowIngester.Stats) -> Void)? = nil
+    )
         async throws -> ShadowIngester.Stats
     {
         let store = try ShadowStore.open(directory: options.stateDirectory, configuration: options.shadow, create: true)
@@ -50,7 +52,9 @@ extension Application {
             if now - lastPurge > .seconds(600) {
                 let nowTs = HybridTimestamp.compose(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
                 let purged = try store.purgeTombstones(nowTs: nowTs)
-                if purged > 0 { configuration.logger.info("purged tombstones", metadata: ["shadow.purged": "\(purged)"]) }
+                if purged > 0 {
+                    configuration.logger.info("purged tombstones", metadata: ["shadow.purged": "\(purged)"])
+                }
                 lastPurge = now
             }
         }

@@ -86,7 +86,8 @@ public final class InMemoryKafkaLog: KafkaLog {
                     events.append(
                         .error(
                             KafkaError(
-                                kind: .offsetOutOfRange, code: 1, message: "offset \(position) outside [\(entry.low), \(high))",
+                                kind: .offsetOutOfRange, code: 1,
+                                message: "offset \(position) outside [\(entry.low), \(high))",
                                 topic: topic, partition: 0, offset: position)))
                     state.positions[topic] = nil
                     continue

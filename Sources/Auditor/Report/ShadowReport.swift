@@ -33,7 +33,9 @@ public enum ShadowReport {
             o.int("resume_offset", p.resumeOffset)
             o.int("high_watermark", p.highWatermark)
             o.int("lag_messages", max(0, p.highWatermark - p.nextOffset))
-            if let lag = lagSeconds(p, nowMs: nowMs) { o.raw("lag_seconds", String(format: "%.3f", lag)) } else {
+            if let lag = lagSeconds(p, nowMs: nowMs) {
+                o.raw("lag_seconds", String(format: "%.3f", lag))
+            } else {
                 o.null("lag_seconds")
             }
             o.int("last_time_tick", p.tickTs)
@@ -75,7 +77,8 @@ public enum ShadowReport {
             lines.append(
                 "  \(p.pchannel): offset \(p.nextOffset) of \(p.highWatermark) (lag \(max(0, p.highWatermark - p.nextOffset)) "
                     + "messages, \(lag)), last time tick \(p.tickTs)"
-                    + (p.tickTs > 0 ? " (\(HybridTimestamp.iso8601(p.tickTs)))" : "") + (p.epoch > 0 ? ", epoch \(p.epoch)" : ""))
+                    + (p.tickTs > 0 ? " (\(HybridTimestamp.iso8601(p.tickTs)))" : "")
+                    + (p.epoch > 0 ? ", epoch \(p.epoch)" : ""))
         }
         lines.append("findings: \(s.findings.isEmpty ? "none" : String(s.findings.count))")
         for f in s.findings {

@@ -99,7 +99,8 @@ struct Applier {
     mutating func createCollection(_ schema: CollectionSchemaInfo, ts: UInt64) throws {
         let pkIsInt = schema.primaryKey.map { $0.type == .int64 }
         let fields = schema.fields.map { "\($0.id):\($0.name):\($0.type)\($0.dim.map { "[\($0)]" } ?? "")" }
-        let summary = "{\"fields\":[\(fields.map(JSONLine.quoted).joined(separator: ","))],"
+        let summary =
+            "{\"fields\":[\(fields.map(JSONLine.quoted).joined(separator: ","))],"
             + "\"vchannels\":[\(schema.virtualChannels.map(JSONLine.quoted).joined(separator: ","))]}"
         if cache.collections[schema.collectionID] == nil,
             try Int64.fetchOne(
@@ -160,7 +161,9 @@ struct Applier {
         let part = try name(String(insert.partitionID))
         let shard = try name(insert.shard)
         let statement = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO rows (coll, pk, ts, seq, hash, part, shard, off) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            sql:
+                "INSERT OR IGNORE INTO rows (coll, pk, ts, seq, hash, part, shard, off) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
         let tombstone = try db.cachedStatement(
             sql: "SELECT 1 FROM tombstones WHERE coll = ? AND pk = ? AND ts > ? LIMIT 1")
         for (index, row) in insert.rows.enumerated() {
@@ -221,7 +224,8 @@ struct Applier {
     static func loadBuckets(_ db: Database, coll: Int64, count: Int) throws -> ShadowStore.BucketTable {
         var table = ShadowStore.BucketTable(
             hashes: Array(repeating: 0, count: count), counts: Array(repeating: 0, count: count))
-        for row in try Row.fetchAll(db, sql: "SELECT bucket, hash, count FROM buckets WHERE coll = ?", arguments: [coll])
+        for row in try Row.fetchAll(
+            db, sql: "SELECT bucket, hash, count FROM buckets WHERE coll = ?", arguments: [coll])
         {
             let bucket: Int = row["bucket"]
             guard bucket < count else { continue }

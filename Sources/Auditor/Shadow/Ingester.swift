@@ -64,7 +64,8 @@ public final class ShadowIngester {
                 findings.append(
                     LogFinding(
                         kind: .retentionLoss, pchannel: topic, fromOffset: checkpoint.resumeOffset, toOffset: marks.low,
-                        detail: "offsets \(checkpoint.resumeOffset)..<\(marks.low) left the log before auditd read them"))
+                        detail: "offsets \(checkpoint.resumeOffset)..<\(marks.low) left the log before auditd read them"
+                    ))
                 checkpoint.resumeOffset = marks.low
                 checkpoint.nextOffset = max(checkpoint.nextOffset, marks.low)
             }
@@ -75,8 +76,10 @@ public final class ShadowIngester {
                 for finding in findings {
                     logger.error(
                         "log finding",
-                        metadata: ["finding.kind": "\(finding.kind.rawValue)", "kafka.topic": "\(topic)",
-                            "finding.detail": "\(finding.detail)"])
+                        metadata: [
+                            "finding.kind": "\(finding.kind.rawValue)", "kafka.topic": "\(topic)",
+                            "finding.detail": "\(finding.detail)",
+                        ])
                 }
             }
             var channel = Channel(checkpoint: checkpoint)
@@ -148,7 +151,8 @@ public final class ShadowIngester {
                 detail: "offsets \(channel.checkpoint.nextOffset)..<\(offset) missing from the log")
             channel.findings.append(finding)
             stats.findings += 1
-            logger.error("log gap", metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
+            logger.error(
+                "log gap", metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
         }
         channel.checkpoint.nextOffset = max(channel.checkpoint.nextOffset, offset + 1)
         if let ms = record.timestampMs { channel.checkpoint.lastMessageMs = ms }
@@ -173,7 +177,9 @@ public final class ShadowIngester {
         var later: [WALMessage] = []
         for message in channel.buffered {
             // undecodable records carry no usable ts: quarantine them with this window
-            if message.ts <= tickTs || message.body.kindName == "undecodable" { ready.append(message) } else {
+            if message.ts <= tickTs || message.body.kindName == "undecodable" {
+                ready.append(message)
+            } else {
                 later.append(message)
             }
         }

@@ -15,8 +15,9 @@ extension ShadowStore {
     }
 
     private func local(_ db: Database, _ collectionID: Int64) throws -> (id: Int64, pkIsInt: Bool)? {
-        guard let row = try Row.fetchOne(
-            db, sql: "SELECT id, pk_is_int FROM collections WHERE collection_id = ?", arguments: [collectionID])
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT id, pk_is_int FROM collections WHERE collection_id = ?", arguments: [collectionID])
         else { return nil }
         return (row["id"], (row["pk_is_int"] as Bool?) ?? false)
     }
@@ -25,11 +26,14 @@ extension ShadowStore {
     public func liveRows(collectionID: Int64) throws -> [LiveRow] {
         try writer.read { db in
             guard let (coll, isInt) = try local(db, collectionID) else { return [] }
-            return try Row.fetchAll(db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ?", arguments: [coll]).compactMap {
-                row in
-                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
-                return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
-            }
+            return try Row.fetchAll(db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ?", arguments: [coll])
+                .compactMap {
+                    row in
+                    guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else {
+                        return nil
+                    }
+                    return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
+                }
         }
     }
 
@@ -85,7 +89,8 @@ extension ShadowStore {
                 let duplicates =
                     try Int.fetchOne(
                         db,
-                        sql: "SELECT COUNT(*) FROM (SELECT pk FROM rows WHERE coll = ? GROUP BY pk HAVING COUNT(*) > 1)",
+                        sql:
+                            "SELECT COUNT(*) FROM (SELECT pk FROM rows WHERE coll = ? GROUP BY pk HAVING COUNT(*) > 1)",
                         arguments: [coll]) ?? 0
                 let tombstones =
                     try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tombstones WHERE coll = ?", arguments: [coll]) ?? 0

@@ -57,13 +57,16 @@ public final class ShadowStore: Sendable {
         }
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists {
-            let foreign = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter {
-                !$0.hasPrefix(".")
-            } ?? []
+            let foreign =
+                (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter {
+                    !$0.hasPrefix(".")
+                } ?? []
             guard create else { throw ShadowError(message: "state directory '\(directory)' holds no auditd shadow") }
             guard foreign.isEmpty else {
                 throw ShadowError(
-                    message: "state directory '\(directory)' is not empty and holds no auditd shadow (\(foreign.prefix(3).joined(separator: ", ")))")
+                    message:
+                        "state directory '\(directory)' is not empty and holds no auditd shadow (\(foreign.prefix(3).joined(separator: ", ")))"
+                )
             }
         }
         var config = Configuration()
