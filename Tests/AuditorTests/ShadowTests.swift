@@ -217,6 +217,26 @@ struct ShadowTests {
         #expect(try live(store) == [1: [10]])  // nothing re-applied, nothing lost from the shadow
     }
 
+    @Test func aLogWipedWhileFollowingIsARegressionToo() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.tick(20)
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        let ingester = ShadowIngester(log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger)
+        try await ingester.start()
+        while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+        log.wipe(topic: w.topic)  // the broker restarts without its log while auditd follows
+        w.insert([2], ts: 40)
+        w.tick(50)
+        for _ in 0..<5 { try await ingester.step(timeout: .milliseconds(1)) }
+        let summary = try store.summary()
+        #expect(summary.findings.map(\.kind) == ["log_regression"])
+        #expect(summary.pchannels.first?.epoch == 1)
+        #expect(try live(store) == [1: [10], 2: [40]])  // the new log's rows are followed after the report
+    }
+
     @Test func retentionLossIsReported() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

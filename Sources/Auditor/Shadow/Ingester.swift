@@ -45,13 +45,29 @@ public final class ShadowIngester {
     /// Discovers pchannels, checks every stored position against the broker's log and starts reading.
     public func start() async throws {
         let stored = try store.checkpoints()
+        for topic in try await log.pchannelTopics(prefix: topicPrefix) where channels[topic] == nil {
+            try await open(topic, stored: stored[topic])
+        }
+    }
+
+    /// The broker said our position is outside its log: compare with what it has now and carry on from
+    /// there, recording a regression (log wiped/replaced) or a retention loss — never silently.
+    func recheck(_ topic: String) async throws {
+        guard let channel = channels[topic] else { return }
+        var known = channel.checkpoint
+        known.resumeOffset = channel.buffered.map(\.offset).min() ?? channel.checkpoint.nextOffset
+        channels[topic] = nil
+        try await open(topic, stored: known)
+    }
+
+    private func open(_ topic: String, stored: ChannelCheckpoint?) async throws {
         var positions: [TopicPosition] = []
         var pending: [ShadowBatch] = []
-        for topic in try await log.pchannelTopics(prefix: topicPrefix) where channels[topic] == nil {
+        do {
             let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
-            var checkpoint = stored[topic] ?? ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
+            var checkpoint = stored ?? ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
             var findings: [LogFinding] = []
-            if let old = stored[topic], marks.high < old.nextOffset {
+            if let old = stored, marks.high < old.nextOffset {
                 // The broker's log ends before offsets already consumed: it was wiped or replaced.
                 findings.append(
                     LogFinding(
@@ -60,7 +76,7 @@ public final class ShadowIngester {
                             + "(epoch \(old.epoch)); following the new log from \(marks.low)"))
                 checkpoint = ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
                 checkpoint.epoch = old.epoch + 1
-            } else if stored[topic] != nil, marks.low > checkpoint.resumeOffset {
+            } else if stored != nil, marks.low > checkpoint.resumeOffset {
                 findings.append(
                     LogFinding(
                         kind: .retentionLoss, pchannel: topic, fromOffset: checkpoint.resumeOffset, toOffset: marks.low,
@@ -102,6 +118,7 @@ public final class ShadowIngester {
     public func step(timeout: Duration = .milliseconds(200)) async throws -> Int {
         let events = try await log.poll(maxMessages: 2000, timeout: timeout)
         var touched: Set<String> = []
+        var outOfRange: Set<String> = []
         var batches: [ShadowBatch] = []
         for event in events {
             switch event {
@@ -117,6 +134,7 @@ public final class ShadowIngester {
                 }
             case .error(let error):
                 logger.warning("kafka partition error", metadata: ["kafka.error": "\(error)"])
+                if error.kind == .offsetOutOfRange, let topic = error.topic { outOfRange.insert(topic) }
             }
         }
         for topic in touched {
@@ -133,6 +151,7 @@ public final class ShadowIngester {
             try store.commit(batches)
             stats.commits += 1
         }
+        for topic in outOfRange.sorted() { try await recheck(topic) }
         return events.count
     }
 
