@@ -16,6 +16,8 @@ struct Arguments {
     var topic = ""
     var passes = 5
     var rounds = 3
+    var rows = 200_000
+    var prefix = "synth-dml"
 
     init() {
         var args = CommandLine.arguments.dropFirst()
@@ -27,12 +29,14 @@ struct Arguments {
             case "--topic": topic = value
             case "--passes": passes = Int(value) ?? passes
             case "--rounds": rounds = Int(value) ?? rounds
+            case "--rows": rows = Int(value) ?? rows
+            case "--prefix": prefix = value
             default:
                 FileHandle.standardError.write(Data("auditd-bench: unknown flag \(flag)\n".utf8))
                 exit(64)
             }
         }
-        guard ["decode", "e2e"].contains(mode), !topic.isEmpty else {
+        guard ["decode", "e2e", "synth", "shadow"].contains(mode), !topic.isEmpty || mode == "synth" || mode == "shadow" else {
             FileHandle.standardError.write(Data("usage: auditd-bench decode|e2e --topic T [--brokers B]\n".utf8))
             exit(64)
         }
@@ -185,6 +189,38 @@ case "e2e":
                 median(kcats) / t))
     }
     print("records \(last.records), rows \(last.rows), \(String(format: "%.1f", mb)) MB, rounds \(args.rounds)")
+case "synth":
+    // Writes a synthetic Milvus log (see SyntheticLog) to PREFIX_0, PREFIX_1 on the broker.
+    let producer = try KafkaProducer(brokers: args.brokers, properties: ["linger.ms": "5", "batch.num.messages": "1"])
+    let log = SyntheticLog(rows: args.rows, pchannels: 2, seed: 42, topicPrefix: args.prefix)
+    var count = 0
+    for record in log.records() {
+        try producer.produce(topic: log.topic(record.pchannel), value: record.value, timestampMs: record.timestampMs)
+        count += 1
+    }
+    try producer.flush()
+    print("synth: \(count) records, \(args.rows) rows inserted, topics \(log.topic(0)), \(log.topic(1))")
+case "shadow":
+    // The shadow's own apply rate from memory: a synthetic log decoded, windowed and committed into SQLite.
+    let memory = InMemoryKafkaLog()
+    let synthetic = SyntheticLog(rows: args.rows, pchannels: 2, seed: 42)
+    for record in synthetic.records() { memory.append(topic: synthetic.topic(record.pchannel), value: record.value) }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-shadow-\(UUID().uuidString)")
+    for inMemory in [true, false] {
+        let store = inMemory ? try ShadowStore.inMemory() : try ShadowStore.open(directory: directory.path, create: true)
+        let ingester = ShadowIngester(log: memory, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger)
+        let start = ContinuousClock.now
+        try await ingester.start()
+        while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+        let seconds = (ContinuousClock.now - start).seconds
+        let stats = ingester.stats
+        print(String(format: "| %@ | %d | %d | %d | %.2f | %.0f |", inMemory ? "SQLite in memory" : "SQLite WAL file",
+            stats.insertedRows, stats.deletedKeys, stats.commits, seconds, Double(stats.insertedRows) / seconds))
+        try memory.assign(synthetic.topicsForReset)
+    }
+    let file = directory.appendingPathComponent("shadow.sqlite").path
+    let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+    print("shadow file: \(size) bytes")
 default:
     break
 }

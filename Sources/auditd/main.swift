@@ -72,7 +72,7 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Tail.self, Run.self, Report.self]
+        subcommands: [Tail.self, Run.self, Report.self, Verify.self]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -243,6 +243,35 @@ struct Report: AsyncParsableCommand {
             if summary.findings.contains(where: { $0.state == "confirmed" }) { throw ExitCode(1) }
         } catch let error as ShadowError {
             FileHandle.standardError.write(Data("auditd report: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the shadow: bucket hashes against a recomputation; with --against, equality with another shadow.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "State directory holding the shadow.")
+    var state: String?
+
+    @Option(help: "Another state directory (e.g. a fresh replay) that must hold the same rows, tombstones, buckets.")
+    var against: String?
+
+    func run() async throws {
+        do {
+            let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
+            var problems = try store.verify()
+            if let against {
+                problems += try store.differences(from: ShadowStore.open(directory: against, create: false))
+            }
+            for problem in problems { print("verify: \(problem)") }
+            if !problems.isEmpty { throw ExitCode(1) }
+            print("verify: ok")
+        } catch let error as ShadowError {
+            FileHandle.standardError.write(Data("auditd verify: \(error.message)\n".utf8))
             throw ExitCode(2)
         }
     }
