@@ -43,6 +43,7 @@ extension Application {
             let now = ContinuousClock.now
             if !options.once, now - lastDiscovery > .seconds(5) {
                 try await ingester.start()  // picks up pchannels created since
+                try await ingester.checkWatermarks()  // a wiped or truncated log, even if the broker says nothing
                 lastDiscovery = now
             }
             if now - lastProgress > .seconds(2) {

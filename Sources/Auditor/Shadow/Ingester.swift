@@ -110,6 +110,21 @@ public final class ShadowIngester {
 
     public var topics: [String] { channels.keys.sorted() }
 
+    /// Compares every pchannel's position with the broker's current log. Some brokers (Tansu) answer a
+    /// fetch beyond the end of a replaced log with nothing at all instead of OFFSET_OUT_OF_RANGE, so a
+    /// follower must look: a log that now ends before what auditd consumed is a regression.
+    public func checkWatermarks() async throws {
+        for topic in channels.keys.sorted() {
+            guard let channel = channels[topic] else { continue }
+            let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+            if marks.high < channel.checkpoint.nextOffset || marks.low > channel.checkpoint.nextOffset {
+                try await recheck(topic)
+            } else {
+                channels[topic]?.checkpoint.highWatermark = marks.high
+            }
+        }
+    }
+
     /// True once every pchannel reached the high watermark it had at `start()`.
     public var caughtUp: Bool { channels.values.allSatisfy(\.done) }
 
