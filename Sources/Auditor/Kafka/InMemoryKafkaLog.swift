@@ -16,10 +16,11 @@ public final class InMemoryKafkaLog: KafkaLog {
     @discardableResult
     public func append(topic: String, value: [UInt8]?, timestampMs: Int64? = nil) -> Int64 {
         state.withLock { state in
-            var entry = state.topics[topic] ?? (0, [])
-            let offset = entry.low + Int64(entry.records.count)
-            entry.records.append(KafkaRecord(topic: topic, offset: offset, timestampMs: timestampMs, value: value))
-            state.topics[topic] = entry
+            if state.topics[topic] == nil { state.topics[topic] = (0, []) }
+            let offset = state.topics[topic]!.low + Int64(state.topics[topic]!.records.count)
+            // in place: no copy of the topic's records per append
+            state.topics[topic]!.records.append(
+                KafkaRecord(topic: topic, offset: offset, timestampMs: timestampMs, value: value))
             return offset
         }
     }

@@ -166,11 +166,14 @@ struct Applier {
         )
         let tombstone = try db.cachedStatement(
             sql: "SELECT 1 FROM tombstones WHERE coll = ? AND pk = ? AND ts > ? LIMIT 1")
+        let newestTombstone = try maxTombstoneTs(entry.local)
         for (index, row) in insert.rows.enumerated() {
             let pkBytes = ShadowHashing.pkBytes(row.pk)
             let ts = Int64(bitPattern: row.ts)
             // A delete with a later ts already applied hides this version (it was dead on arrival).
-            if try Bool.fetchOne(tombstone, arguments: [entry.local, Data(pkBytes), ts]) == true { continue }
+            if ts < newestTombstone, try Bool.fetchOne(tombstone, arguments: [entry.local, Data(pkBytes), ts]) == true {
+                continue
+            }
             // seq is deterministic (offset, row index): re-applying a record inserts nothing.
             let seq = offset << 20 | Int64(index)
             try statement.execute(arguments: [
@@ -207,7 +210,15 @@ struct Applier {
                     rowHash: UInt64(bitPattern: removed["hash"]), delta: -1)
             }
             try tombstone.execute(arguments: [entry.local, Data(pkBytes), ts, shard, offset])
+            cache.maxTombstoneTs[entry.local] = max(try maxTombstoneTs(entry.local), ts)
         }
+    }
+
+    mutating func maxTombstoneTs(_ coll: Int64) throws -> Int64 {
+        if let known = cache.maxTombstoneTs[coll] { return known }
+        let value = try Int64.fetchOne(db, sql: "SELECT MAX(ts) FROM tombstones WHERE coll = ?", arguments: [coll]) ?? 0
+        cache.maxTombstoneTs[coll] = value
+        return value
     }
 
     // MARK: buckets

@@ -58,12 +58,9 @@ enum ShadowSchema {
                         tick_offset INTEGER NOT NULL DEFAULT -1,
                         high_watermark INTEGER NOT NULL DEFAULT 0,
                         last_message_ms INTEGER,
-                        epoch INTEGER NOT NULL DEFAULT 0);
-                    -- Offsets at or after a pchannel's resume offset that are already applied.
-                    CREATE TABLE applied (
-                        pchannel TEXT NOT NULL,
-                        off INTEGER NOT NULL,
-                        PRIMARY KEY (pchannel, off)) WITHOUT ROWID;
+                        epoch INTEGER NOT NULL DEFAULT 0,
+                        -- offsets >= resume_offset already applied: sorted int64 little endian, 8 bytes each
+                        applied BLOB);
                     CREATE TABLE quarantine (
                         pchannel TEXT NOT NULL,
                         off INTEGER NOT NULL,

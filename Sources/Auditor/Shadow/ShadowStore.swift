@@ -21,6 +21,8 @@ public final class ShadowStore: Sendable {
         var buckets: [Int64: BucketTable] = [:]
         var names: [String: Int64] = [:]
         var collections: [Int64: CollectionEntry] = [:]
+        /// Highest tombstone ts per collection: inserts newer than it need no tombstone lookup.
+        var maxTombstoneTs: [Int64: Int64] = [:]
     }
 
     struct CollectionEntry {
@@ -107,9 +109,7 @@ public final class ShadowStore: Sendable {
                 checkpoint.highWatermark = row["high_watermark"]
                 checkpoint.lastMessageMs = row["last_message_ms"]
                 checkpoint.epoch = row["epoch"]
-                checkpoint.applied = Set(
-                    try Int64.fetchAll(
-                        db, sql: "SELECT off FROM applied WHERE pchannel = ?", arguments: [checkpoint.pchannel]))
+                checkpoint.applied = Self.decodeOffsets(row["applied"])
                 result[checkpoint.pchannel] = checkpoint
             }
             return result
@@ -150,23 +150,40 @@ public final class ShadowStore: Sendable {
     }
 
     static func store(_ c: ChannelCheckpoint, db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO pchannels (name, resume_offset, next_offset, tick_ts, tick_offset, high_watermark,
-                    last_message_ms, epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    last_message_ms, epoch, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET resume_offset = excluded.resume_offset,
                     next_offset = excluded.next_offset, tick_ts = excluded.tick_ts, tick_offset = excluded.tick_offset,
                     high_watermark = excluded.high_watermark, last_message_ms = excluded.last_message_ms,
-                    epoch = excluded.epoch
-                """,
+                    epoch = excluded.epoch, applied = excluded.applied
+                """
+        ).execute(
             arguments: [
                 c.pchannel, c.resumeOffset, c.nextOffset, Int64(bitPattern: c.tickTs), c.tickOffset, c.highWatermark,
-                c.lastMessageMs, c.epoch,
+                c.lastMessageMs, c.epoch, encodeOffsets(c.applied.filter { $0 >= c.resumeOffset }),
             ])
-        try db.execute(sql: "DELETE FROM applied WHERE pchannel = ?", arguments: [c.pchannel])
-        for offset in c.applied where offset >= c.resumeOffset {
-            try db.execute(sql: "INSERT INTO applied (pchannel, off) VALUES (?, ?)", arguments: [c.pchannel, offset])
+    }
+
+    static func encodeOffsets(_ offsets: Set<Int64>) -> Data {
+        var data = Data(capacity: offsets.count * 8)
+        for offset in offsets.sorted() { withUnsafeBytes(of: offset.littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
+    static func decodeOffsets(_ data: Data?) -> Set<Int64> {
+        guard let data else { return [] }
+        var result: Set<Int64> = []
+        let bytes = [UInt8](data)
+        var index = 0
+        while index + 8 <= bytes.count {
+            var value: UInt64 = 0
+            for shift in 0..<8 { value |= UInt64(bytes[index + shift]) << (8 * shift) }
+            result.insert(Int64(bitPattern: value))
+            index += 8
         }
+        return result
     }
 
     /// Removes tombstones older than the retention window (relative to `nowTs`, a hybrid timestamp).
