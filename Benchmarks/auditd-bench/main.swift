@@ -36,7 +36,9 @@ struct Arguments {
                 exit(64)
             }
         }
-        guard ["decode", "e2e", "synth", "shadow"].contains(mode), !topic.isEmpty || mode == "synth" || mode == "shadow" else {
+        guard ["decode", "e2e", "synth", "shadow", "ingest", "probe-timing"].contains(mode),
+            !topic.isEmpty || ["synth", "shadow", "ingest", "probe-timing"].contains(mode)
+        else {
             FileHandle.standardError.write(Data("usage: auditd-bench decode|e2e --topic T [--brokers B]\n".utf8))
             exit(64)
         }
@@ -207,20 +209,105 @@ case "shadow":
     for record in synthetic.records() { memory.append(topic: synthetic.topic(record.pchannel), value: record.value) }
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-shadow-\(UUID().uuidString)")
     for inMemory in [true, false] {
-        let store = inMemory ? try ShadowStore.inMemory() : try ShadowStore.open(directory: directory.path, create: true)
+        let store =
+            inMemory ? try ShadowStore.inMemory() : try ShadowStore.open(directory: directory.path, create: true)
         let ingester = ShadowIngester(log: memory, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger)
         let start = ContinuousClock.now
         try await ingester.start()
         while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
         let seconds = (ContinuousClock.now - start).seconds
         let stats = ingester.stats
-        print(String(format: "| %@ | %d | %d | %d | %.2f | %.0f |", inMemory ? "SQLite in memory" : "SQLite WAL file",
-            stats.insertedRows, stats.deletedKeys, stats.commits, seconds, Double(stats.insertedRows) / seconds))
+        print(
+            String(
+                format: "| %@ | %d | %d | %d | %.2f | %.0f |", inMemory ? "SQLite in memory" : "SQLite WAL file",
+                stats.insertedRows, stats.deletedKeys, stats.commits, seconds, Double(stats.insertedRows) / seconds))
         try memory.assign(synthetic.topicsForReset)
     }
     let file = directory.appendingPathComponent("shadow.sqlite").path
     let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
     print("shadow file: \(size) bytes")
+case "probe-timing":
+    let reader = try KafkaLogReader(configuration: KafkaReaderConfiguration(brokers: args.brokers), logger: logger)
+    var t = ContinuousClock.now
+    let topics = try await reader.pchannelTopics(prefix: args.prefix)
+    print("metadata: \((ContinuousClock.now - t).seconds)")
+    for topic in topics {
+        t = ContinuousClock.now
+        _ = try await reader.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+        print("watermarks \(topic): \((ContinuousClock.now - t).seconds)")
+    }
+    t = ContinuousClock.now
+    try reader.assign(topics.map { TopicPosition(topic: $0, offset: .exact(0)) })
+    print("assign: \((ContinuousClock.now - t).seconds)")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID().uuidString)").path
+    t = ContinuousClock.now
+    let store = try ShadowStore.open(directory: dir, create: true)
+    print("open: \((ContinuousClock.now - t).seconds)")
+    t = ContinuousClock.now
+    _ = try store.checkpoints()
+    print("checkpoints: \((ContinuousClock.now - t).seconds)")
+case "ingest":
+    // Side by side on every pchannel PREFIX_N of the broker: a raw consume to the end, then auditd's
+    // ingest (decode + windows + durable shadow commits into a fresh state directory) to the same end.
+    for round in 0..<args.rounds {
+        let probe = try KafkaLogReader(configuration: KafkaReaderConfiguration(brokers: args.brokers), logger: logger)
+        let topics = try await probe.pchannelTopics(prefix: args.prefix)
+        var ends: [String: Int64] = [:]
+        for topic in topics {
+            ends[topic] = try await probe.watermarks(topic: topic, partition: 0, timeout: .seconds(10)).high
+        }
+        // raw: one client, every pchannel at once (as the ingester reads them), no decoding
+        let rawStart = ContinuousClock.now
+        let raw = try KafkaLogReader(configuration: KafkaReaderConfiguration(brokers: args.brokers), logger: logger)
+        _ = try await raw.listTopics(timeout: .seconds(5))
+        try raw.assign(topics.map { TopicPosition(topic: $0, offset: .beginning) })
+        var rawRecords = 0
+        var pendingTopics = Set(topics.filter { ends[$0]! > 0 })
+        while !pendingTopics.isEmpty {
+            for case .record(let record) in try await raw.poll(maxMessages: 1000, timeout: .milliseconds(200)) {
+                rawRecords += 1
+                if record.offset + 1 >= ends[record.topic]! { pendingTopics.remove(record.topic) }
+            }
+        }
+        let rawSeconds = (ContinuousClock.now - rawStart).seconds
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bench-ingest-\(UUID().uuidString)")
+        let store = try ShadowStore.open(directory: directory.path, create: true)
+        let reader = try KafkaLogReader(configuration: KafkaReaderConfiguration(brokers: args.brokers), logger: logger)
+        let ingester = ShadowIngester(log: reader, store: store, topicPrefix: args.prefix, logger: logger)
+        let start = ContinuousClock.now
+        try await ingester.start()
+        let started = (ContinuousClock.now - start).seconds
+        while !ingester.caughtUp { try await ingester.step() }
+        let seconds = (ContinuousClock.now - start).seconds
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let file = directory.appendingPathComponent("shadow.sqlite").path
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let live = try store.summary().collections.reduce(0) { $0 + $1.liveRows }
+        var pkBytes = 0
+        for collection in try store.collectionIDs() {
+            for row in try store.liveRows(collectionID: collection) { pkBytes += ShadowHashing.pkBytes(row.pk).count }
+        }
+        if round == 0 {
+            print(
+                "| round | records | rows inserted | raw s | ingest s | ingest/raw | rows/s | live rows | shadow bytes | bytes/live row beyond pk | max RSS MB |"
+            )
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+        }
+        print(
+            String(
+                format: "| %d | %d | %d | %.2f | %.2f | %.2f | %.0f | %d | %d | %.1f | %d |", round, rawRecords,
+                ingester.stats.insertedRows, rawSeconds, seconds, rawSeconds / seconds,
+                Double(ingester.stats.insertedRows) / seconds,
+                live, size, Double(size - pkBytes) / Double(max(live, 1)), usage.ru_maxrss / 1024))
+        try? FileManager.default.removeItem(at: directory)
+        if ProcessInfo.processInfo.environment["BENCH_VERBOSE"] != nil {
+            print(
+                "ingest: start \(started) s, commits \(ingester.stats.commits), commit s \(ingester.stats.commitSeconds), poll s \(ingester.stats.pollSeconds)"
+            )
+        }
+    }
 default:
     break
 }

@@ -250,7 +250,8 @@ struct Report: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the shadow: bucket hashes against a recomputation; with --against, equality with another shadow.")
+        abstract:
+            "Check the shadow: bucket hashes against a recomputation; with --against, equality with another shadow.")
 
     @OptionGroup var connection: ConnectionOptions
 

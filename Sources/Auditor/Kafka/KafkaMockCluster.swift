@@ -38,7 +38,8 @@ public final class KafkaMockCluster: @unchecked Sendable {
     public func produce(
         topic: String, partition: Int32 = 0, value: [UInt8]?, headers: [KafkaHeader] = [], timestampMs: Int64? = nil
     ) throws(KafkaError) {
-        try producer.produce(topic: topic, partition: partition, value: value, headers: headers, timestampMs: timestampMs)
+        try producer.produce(
+            topic: topic, partition: partition, value: value, headers: headers, timestampMs: timestampMs)
     }
 
     /// Blocks until every queued record is delivered (call off the cooperative pool in async code).

@@ -27,7 +27,8 @@ public final class KafkaProducer: @unchecked Sendable {
         topic: String, partition: Int32 = 0, value: [UInt8]?, headers: [KafkaHeader] = [], timestampMs: Int64? = nil
     ) throws(KafkaError) {
         while true {
-            let result = send(topic: topic, partition: partition, value: value, headers: headers, timestampMs: timestampMs)
+            let result = send(
+                topic: topic, partition: partition, value: value, headers: headers, timestampMs: timestampMs)
             if result == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_poll(handle.pointer, 10)
                 continue

@@ -130,7 +130,8 @@ public struct SyntheticLog: Sendable {
                 emit(channel, delete(Array(Set(pks)), channel: channel, ts: ts))
             case 1 where written[channel].count > 20:
                 // upsert 5 earlier pks: Delete + Insert at the same ts
-                let pks = Array(Set((0..<5).map { _ in written[channel][Int(rng.next() % UInt64(written[channel].count))] }))
+                let pks = Array(
+                    Set((0..<5).map { _ in written[channel][Int(rng.next() % UInt64(written[channel].count))] }))
                 emit(channel, delete(pks, channel: channel, ts: ts))
                 emit(channel, insert(pks, channel: channel, ts: ts))
             case 2:

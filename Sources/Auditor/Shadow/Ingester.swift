@@ -14,6 +14,9 @@ public final class ShadowIngester {
         public var skippedAlreadyApplied = 0
         public var undecodable = 0
         public var findings = 0
+        /// Wall time spent in shadow commits and in polling the log (for benchmarks).
+        public var commitSeconds = 0.0
+        public var pollSeconds = 0.0
     }
 
     struct Channel {
@@ -131,7 +134,9 @@ public final class ShadowIngester {
     /// One poll: reads, buffers, closes windows at time ticks, commits. Returns the records read.
     @discardableResult
     public func step(timeout: Duration = .milliseconds(200)) async throws -> Int {
+        let pollStart = ContinuousClock.now
         let events = try await log.poll(maxMessages: 2000, timeout: timeout)
+        stats.pollSeconds += (ContinuousClock.now - pollStart).secondsValue
         var touched: Set<String> = []
         var outOfRange: Set<String> = []
         var batches: [ShadowBatch] = []
@@ -163,8 +168,10 @@ public final class ShadowIngester {
             channels[topic] = channel
         }
         if !batches.isEmpty {
+            let commitStart = ContinuousClock.now
             try store.commit(batches)
             stats.commits += 1
+            stats.commitSeconds += (ContinuousClock.now - commitStart).secondsValue
         }
         for topic in outOfRange.sorted() { try await recheck(topic) }
         return events.count
@@ -251,4 +258,8 @@ public final class ShadowIngester {
             pchannel: tick.pchannel, messages: messages, checkpoint: checkpoint, quarantine: quarantine,
             findings: findings)
     }
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -27,8 +27,9 @@ extension ShadowStore {
             let a = try liveRows(collectionID: collection)
             let b = try other.liveRows(collectionID: collection)
             if a.count != b.count || Set(a) != Set(b) {
-                problems.append("collection \(collection): live rows \(a.count) vs \(b.count), "
-                    + "\(Set(a).symmetricDifference(Set(b)).count) versions differ")
+                problems.append(
+                    "collection \(collection): live rows \(a.count) vs \(b.count), "
+                        + "\(Set(a).symmetricDifference(Set(b)).count) versions differ")
             }
             let ta = Set(try tombstones(collectionID: collection).map { "\($0.pk)@\($0.ts)" })
             let tb = Set(try other.tombstones(collectionID: collection).map { "\($0.pk)@\($0.ts)" })
