@@ -238,6 +238,21 @@ struct ShadowTests {
         #expect(try live(store) == [1: [10], 2: [40]])  // the new log's rows are followed after the report
     }
 
+    @Test func timestampsGoingBackwardsAreARegression() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.tick(20)
+        w.insert([2], ts: 15)  // impossible after tick 20 on the same pchannel: another log's record
+        w.tick(20)  // a repeated tick is normal
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        let findings = try store.summary().findings
+        #expect(findings.map(\.kind) == ["log_regression"])
+        #expect(findings.first?.fromOffset == 2)
+    }
+
     @Test func retentionLossIsReported() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

@@ -198,6 +198,25 @@ public final class ShadowIngester {
         channel.checkpoint.nextOffset = max(channel.checkpoint.nextOffset, offset + 1)
         if let ms = record.timestampMs { channel.checkpoint.lastMessageMs = ms }
         let message = decoder.decode(record)
+        // After a time tick T no record on the pchannel may carry ts <= T (ticks may repeat T). A record
+        // that does belongs to another log: a wiped broker whose new log grew past auditd's position.
+        let backwards: Bool
+        switch message.body {
+        case .timeTick: backwards = message.ts < channel.checkpoint.tickTs
+        case .undecodable, .other: backwards = false
+        default: backwards = message.ts != 0 && message.ts <= channel.checkpoint.tickTs
+        }
+        if backwards {
+            let finding = LogFinding(
+                kind: .logRegression, pchannel: record.topic, fromOffset: offset, toOffset: offset + 1,
+                detail:
+                    "record at offset \(offset) has ts \(message.ts) <= last time tick \(channel.checkpoint.tickTs): "
+                    + "the log was replaced under auditd's position")
+            channel.findings.append(finding)
+            stats.findings += 1
+            logger.error(
+                "log regression", metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
+        }
         switch message.body {
         case .timeTick:
             return closeWindow(&channel, tick: message)
