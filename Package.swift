@@ -21,6 +21,11 @@ let package = Package(
             providers: [.apt(["librdkafka-dev"])]
         ),
         .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CXXHash",
             pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"])]
@@ -29,12 +34,16 @@ let package = Package(
             name: "Auditor",
             dependencies: [
                 "CRdKafka",
+                "CCurl",
                 "CXXHash",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            exclude: ["Milvus/Proto/common.proto", "Milvus/Proto/schema.proto", "Milvus/Proto/msg.proto"]
+            exclude: [
+                "Milvus/Proto/common.proto", "Milvus/Proto/schema.proto", "Milvus/Proto/msg.proto",
+                "Milvus/Proto/milvus.proto",
+            ]
         ),
         .executableTarget(
             name: "auditd",

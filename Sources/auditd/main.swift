@@ -173,6 +173,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Days to keep tombstones.")
     var tombstoneDays = 7
 
+    @Option(help: "Milvus proxy gRPC HOST:PORT, asked for schemas the log no longer holds (config key: milvus).")
+    var milvus: String?
+
     func run() async throws {
         let app = buildApplication(connection.configuration())
         let stop = StopFlag()
@@ -187,7 +190,8 @@ struct Run: AsyncParsableCommand {
         let interactive = isatty(STDERR_FILENO) != 0
         let options = RunOptions(
             stateDirectory: connection.stateDirectory(state), once: once,
-            shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)))
+            shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)),
+            milvus: milvus ?? (try? connection.file())?.values["milvus"])
         do {
             let stats = try await app.run(options, stop: stop) { stats in
                 let line =

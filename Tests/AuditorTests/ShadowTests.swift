@@ -301,3 +301,32 @@ struct ShadowTests {
         }
     }
 }
+
+@Suite("Schemas from Milvus")
+struct SchemaSourceTests {
+    @Test func aCollectionFirstSeenThroughDataGetsItsSchemaFromMilvus() async throws {
+        // pk is field 101 (VarChar); field 100 is an Int64 that inference would wrongly take
+        let log = InMemoryKafkaLog()
+        var request = Fixtures.insert(
+            pks: Fixtures.longs(100, [5, 6]), others: [Fixtures.strings(101, ["a", "b"])], rows: 2, ts: 10)
+        request.collectionID = 4455
+        log.append(topic: "by-dev-rootcoord-dml_0", value: try Array(request.serializedData()))
+        var tick = Milvus_Proto_Msg_TimeTickMsg()
+        tick.base = Fixtures.base(.timeTick, ts: 20)
+        log.append(topic: "by-dev-rootcoord-dml_0", value: try Array(tick.serializedData()))
+        let schema = CollectionSchemaInfo(
+            collectionID: 4455, name: "c",
+            fields: [
+                FieldInfo(id: 100, name: "n", type: .int64),
+                FieldInfo(id: 101, name: "id", type: .varChar, isPrimaryKey: true),
+            ])
+        let store = try ShadowStore.inMemory()
+        let ingester = ShadowIngester(
+            log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: Logger(label: "test"),
+            schemaSource: { id in id == 4455 ? schema : nil })
+        try await ingester.start()
+        while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+        #expect(Set(try store.liveRows(collectionID: 4455).map(\.pk)) == [.string("a"), .string("b")])
+        #expect(try store.summary().collections.first?.history == "incomplete")
+    }
+}

@@ -29,6 +29,11 @@ struct TailIntegrationTests {
             var shards: Int
             var replicas: Int
             var replica_nodes: [[Int64]]
+            struct Field: Decodable {
+                var id: Int64
+                var name: String
+            }
+            var fields: [Field]
             var rows: [Row]
             var deleted: [PK]
         }
@@ -128,6 +133,33 @@ struct TailIntegrationTests {
             #expect(collection.replicas == 2)
             // one replica per QueryNode: querynode1 and querynode2 each serve a whole copy
             #expect(collection.replica_nodes.count == 2 && Set(collection.replica_nodes.flatMap { $0 }).count == 2)
+        }
+    }
+}
+
+@Suite(
+    "Real cluster: Milvus public API over gRPC (libcurl HTTP/2)",
+    .enabled(
+        if: ProcessInfo.processInfo.environment["AUDITD_BROKERS"] != nil, "needs dev/cluster up + dev/cluster exec"))
+struct MilvusClientIntegrationTests {
+    @Test func describeAndShowCollections() async throws {
+        let expected = try TailIntegrationTests.runWorkload(
+            prefix: "it_api_\(UInt32.random(in: 0...UInt32.max))", rows: 40, deletes: 0)
+        let client = MilvusClient(target: "127.0.0.1:19530")
+        let listed = try await client.showCollections()
+        for collection in expected.collections {
+            #expect(listed.contains { $0.name == collection.name && $0.id == collection.id })
+            let schema = try await client.describeCollection(id: collection.id)
+            #expect(schema.name == collection.name)
+            #expect(schema.virtualChannels.count == collection.shards)
+            #expect(schema.primaryKey?.type == (collection.pk_type == "VarChar" ? .varChar : .int64))
+            #expect(
+                Set(schema.userFields.map(\.id)).isSuperset(
+                    of: collection.fields.filter { $0.name != "$meta" }.map(\.id)))
+        }
+        await #expect(throws: GRPCError.self) { _ = try await client.describeCollection(name: "no_such_collection_x") }
+        await #expect(throws: GRPCError.self) {
+            _ = try await MilvusClient(target: "127.0.0.1:1").showCollections()
         }
     }
 }

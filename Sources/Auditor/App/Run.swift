@@ -15,10 +15,16 @@ public struct RunOptions: Sendable {
     /// Consume up to the high watermarks seen at start, commit, exit.
     public var once: Bool
     public var shadow: ShadowConfiguration
-    public init(stateDirectory: String, once: Bool = false, shadow: ShadowConfiguration = ShadowConfiguration()) {
+    /// Milvus proxy (gRPC, HOST:PORT) asked for schemas of collections whose CreateCollection is not in the log.
+    public var milvus: String?
+    public init(
+        stateDirectory: String, once: Bool = false, shadow: ShadowConfiguration = ShadowConfiguration(),
+        milvus: String? = nil
+    ) {
         self.stateDirectory = stateDirectory
         self.once = once
         self.shadow = shadow
+        self.milvus = milvus
     }
 }
 
@@ -31,8 +37,22 @@ extension Application {
         async throws -> ShadowIngester.Stats
     {
         let store = try ShadowStore.open(directory: options.stateDirectory, configuration: options.shadow, create: true)
+        let logger = configuration.logger
+        let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in
+            let client = MilvusClient(target: target)
+            return { id in
+                do {
+                    return try await client.describeCollection(id: id)
+                } catch {
+                    logger.warning(
+                        "DescribeCollection failed", metadata: ["milvus.collection_id": "\(id)", "error": "\(error)"])
+                    return nil
+                }
+            }
+        }
         let ingester = ShadowIngester(
-            log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger)
+            log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger,
+            schemaSource: schemaSource)
         try await ingester.start()
         var lastDiscovery = ContinuousClock.now
         var lastProgress = ContinuousClock.now

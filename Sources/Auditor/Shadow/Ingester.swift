@@ -32,15 +32,22 @@ public final class ShadowIngester {
 
     private let log: any KafkaLog
     private let store: ShadowStore
+    /// Where schemas of collections first seen through data come from (Milvus's DescribeCollection).
+    private let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)?
+    private var lookedUp: Set<Int64> = []
     private let topicPrefix: String
     private let logger: Logger
     private var decoder = WALDecoder()
     private var channels: [String: Channel] = [:]
     public private(set) var stats = Stats()
 
-    public init(log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger) {
+    public init(
+        log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger,
+        schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = nil
+    ) {
         self.log = log
         self.store = store
+        self.schemaSource = schemaSource
         self.topicPrefix = topicPrefix
         self.logger = logger
     }
@@ -145,7 +152,19 @@ public final class ShadowIngester {
             case .record(let record):
                 guard record.partition == 0, channels[record.topic] != nil else { continue }
                 stats.records += 1
-                if let batch = receive(record) { batches.append(batch) }
+                var message = decoder.decode(record)
+                if let schemaSource, let unknown = Self.inferredCollection(message), !lookedUp.contains(unknown) {
+                    // First seen through data: ask Milvus for the schema, then decode the record again exactly.
+                    lookedUp.insert(unknown)
+                    if let schema = await schemaSource(unknown) {
+                        decoder.register(schema)
+                        message = decoder.decode(record)
+                        logger.info(
+                            "schema from Milvus",
+                            metadata: ["milvus.collection": "\(schema.name)", "milvus.collection_id": "\(unknown)"])
+                    }
+                }
+                if let batch = receive(record, message) { batches.append(batch) }
                 touched.insert(record.topic)
             case .partitionEnd(let topic, _, let offset):
                 channels[topic]?.reachedEnd = true
@@ -177,8 +196,14 @@ public final class ShadowIngester {
         return events.count
     }
 
-    /// Handles one record; returns a batch when it closed a time-tick window.
-    private func receive(_ record: KafkaRecord) -> ShadowBatch? {
+    /// The collection of an insert decoded without a schema (pk inferred).
+    static func inferredCollection(_ message: WALMessage) -> Int64? {
+        if case .insert(let insert) = message.body, insert.pkInferred { return insert.collectionID }
+        return nil
+    }
+
+    /// Handles one decoded record; returns a batch when it closed a time-tick window.
+    private func receive(_ record: KafkaRecord, _ message: WALMessage) -> ShadowBatch? {
         guard var channel = channels[record.topic] else { return nil }
         defer { channels[record.topic] = channel }
         let offset = record.offset
@@ -197,7 +222,6 @@ public final class ShadowIngester {
         }
         channel.checkpoint.nextOffset = max(channel.checkpoint.nextOffset, offset + 1)
         if let ms = record.timestampMs { channel.checkpoint.lastMessageMs = ms }
-        let message = decoder.decode(record)
         // After a time tick T no record on the pchannel may carry ts <= T (ticks may repeat T). A record
         // that does belongs to another log: a wiped broker whose new log grew past auditd's position.
         let backwards: Bool

@@ -1,0 +1,160 @@
+import CCurl
+import Dispatch
+import Foundation
+import SwiftProtobuf
+
+/// A gRPC error: transport failure (`status` nil) or a non-OK grpc-status with its message.
+public struct GRPCError: Error, Sendable, CustomStringConvertible {
+    public var method: String
+    public var target: String
+    /// grpc-status (4 = DEADLINE_EXCEEDED, 14 = UNAVAILABLE, …); nil for transport errors.
+    public var status: Int?
+    public var message: String
+    public var description: String {
+        "grpc \(method) at \(target): " + (status.map { "status \($0): " } ?? "") + message
+    }
+    public var isDeadlineExceeded: Bool { status == 4 || message.contains("Timeout") || message.contains("timed out") }
+}
+
+/// Unary gRPC calls over HTTP/2 with libcurl (prior knowledge, no TLS): the only libcurl user in auditd.
+/// Each call runs `curl_easy_perform` on a dedicated queue, never on Swift's cooperative pool.
+public final class GRPCClient: Sendable {
+    public let target: String
+    private let queue = DispatchQueue(label: "auditd.grpc", attributes: .concurrent)
+
+    public init(target: String) {
+        self.target = target
+        _ = Self.globalInit
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public func unary<Response: SwiftProtobuf.Message>(
+        _ method: String, _ request: some SwiftProtobuf.Message, as: Response.Type, timeout: Duration = .seconds(10),
+        metadata: [String: String] = [:]
+    ) async throws -> Response {
+        let payload: [UInt8] = try request.serializedBytes()
+        let target = target
+        let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(
+                    with: Result {
+                        try Self.perform(
+                            target: target, method: method, payload: payload, timeout: timeout, metadata: metadata)
+                    })
+            }
+        }
+        do {
+            return try Response(serializedBytes: bytes)
+        } catch {
+            throw GRPCError(method: method, target: target, status: nil, message: "undecodable response: \(error)")
+        }
+    }
+
+    final class Exchange {
+        var body: [UInt8] = []
+        var headers: [String: String] = [:]
+    }
+
+    /// Blocking: one HTTP/2 POST, the gRPC framing, grpc-status from the trailers.
+    static func perform(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
+        throws -> [UInt8]
+    {
+        guard let easy = CurlEasy() else {
+            throw GRPCError(method: method, target: target, status: nil, message: "curl_easy_init failed")
+        }
+        var framed: [UInt8] = [0]
+        let length = UInt32(payload.count)
+        framed += [
+            UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff),
+        ]
+        framed += payload
+        let exchange = Exchange()
+        let ms = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        var headerLines = [
+            "content-type: application/grpc", "te: trailers", "grpc-timeout: \(ms)m", "user-agent: auditd",
+        ]
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { headerLines.append("\(key): \(value)") }
+        let code: CURLcode = easy.with(headers: headerLines) { handle, headerList in
+            let url = "http://\(target)/\(method.hasPrefix("/") ? String(method.dropFirst()) : method)"
+            return url.withCString { urlPointer in
+                framed.withUnsafeBytes { body in
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_URL, urlPointer)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_POST, 1)
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress)
+                    _ = auditd_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, ms + 1000)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(ms, 3000))
+                    let context = Unmanaged.passUnretained(exchange).toOpaque()
+                    _ = auditd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
+                        guard let data, let user else { return 0 }
+                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
+                        exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+                        return size * count
+                    }
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
+                    _ = auditd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
+                        guard let data, let user else { return 0 }
+                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
+                        let line = String(
+                            decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                        if let colon = line.firstIndex(of: ":") {
+                            let key = line[..<colon].lowercased()
+                            let value = line[line.index(after: colon)...].trimmingCharacters(
+                                in: .whitespacesAndNewlines)
+                            exchange.headers[key] = value
+                        }
+                        return size * count
+                    }
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
+                    return curl_easy_perform(handle)
+                }
+            }
+        }
+        guard code == CURLE_OK else {
+            let message = String(cString: curl_easy_strerror(code))
+            throw GRPCError(
+                method: method, target: target, status: code == CURLE_OPERATION_TIMEDOUT ? 4 : 14, message: message)
+        }
+        if let status = exchange.headers["grpc-status"].flatMap(Int.init), status != 0 {
+            let message = exchange.headers["grpc-message"].map { $0.removingPercentEncoding ?? $0 } ?? ""
+            throw GRPCError(method: method, target: target, status: status, message: message)
+        }
+        let body = exchange.body
+        guard body.count >= 5 else {
+            throw GRPCError(
+                method: method, target: target, status: nil, message: "short response (\(body.count) bytes)")
+        }
+        guard body[0] == 0 else {
+            throw GRPCError(method: method, target: target, status: nil, message: "compressed response not supported")
+        }
+        let size = Int(body[1]) << 24 | Int(body[2]) << 16 | Int(body[3]) << 8 | Int(body[4])
+        guard body.count >= 5 + size else {
+            throw GRPCError(method: method, target: target, status: nil, message: "truncated response")
+        }
+        return Array(body[5..<(5 + size)])
+    }
+}
+
+/// The one owner of a `CURL *` easy handle (and the header list of its current request).
+final class CurlEasy {
+    private let handle: UnsafeMutableRawPointer
+
+    init?() {
+        guard let handle = curl_easy_init() else { return nil }
+        self.handle = handle
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// Runs `body` with the handle and a header list that lives exactly as long as the call.
+    func with<T>(headers: [String], _ body: (UnsafeMutableRawPointer, UnsafeMutablePointer<curl_slist>?) -> T) -> T {
+        var list: UnsafeMutablePointer<curl_slist>?
+        for header in headers { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+        return body(handle, list)
+    }
+}
