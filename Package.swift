@@ -42,7 +42,7 @@ let package = Package(
             ],
             exclude: [
                 "Milvus/Proto/common.proto", "Milvus/Proto/schema.proto", "Milvus/Proto/msg.proto",
-                "Milvus/Proto/milvus.proto",
+                "Milvus/Proto/milvus.proto", "Milvus/Proto/plan.proto", "Milvus/Proto/query.proto",
             ]
         ),
         .executableTarget(

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+
+/// One replica of a collection as Milvus reports it: its nodes and, per shard, the leader to ask.
+public struct ReplicaInfo: Sendable, Equatable {
+    public struct Shard: Sendable, Equatable {
+        public var vchannel: String
+        public var leaderID: Int64
+        public var leaderAddress: String
+        public var nodeIDs: [Int64]
+    }
+    public var id: Int64
+    public var collectionID: Int64
+    public var nodeIDs: [Int64]
+    public var shards: [Shard]
+}
+
+/// A row as one replica serves it.
+public struct ReplicaRow: Sendable, Equatable, Hashable {
+    public var pk: PrimaryKey
+    public var ts: UInt64
+}
+
+/// Reads each replica separately at a fixed MVCC timestamp, through the replica's own shard leaders
+/// (the path the proxy uses, minus its load balancer).
+public final class ReplicaReader: Sendable {
+    private let milvus: GRPCClient
+    private let requestIDs = RequestIDs()
+
+    public init(milvus target: String) {
+        milvus = GRPCClient(target: target)
+    }
+
+    final class RequestIDs: Sendable {
+        private let next = Mutex(Int64(Date().timeIntervalSince1970 * 1000) << 16)
+        func take() -> Int64 {
+            next.withLock {
+                $0 += 1; return $0
+            }
+        }
+    }
+
+    public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
+        var request = Milvus_Proto_Milvus_GetReplicasRequest()
+        request.collectionID = collectionID
+        request.withShardNodes = true
+        let response = try await milvus.unary(
+            "milvus.proto.milvus.MilvusService/GetReplicas", request, as: Milvus_Proto_Milvus_GetReplicasResponse.self)
+        if response.status.errorCode != 0 || response.status.code != 0 {
+            throw GRPCError(
+                method: "GetReplicas", target: milvus.target, status: nil,
+                message: "Milvus error \(response.status.errorCode)/\(response.status.code): \(response.status.reason)")
+        }
+        return response.replicas.map { replica in
+            ReplicaInfo(
+                id: replica.replicaID, collectionID: replica.collectionID, nodeIDs: replica.nodeIds,
+                shards: replica.shardReplicas.map {
+                    ReplicaInfo.Shard(
+                        vchannel: $0.dmChannelName, leaderID: $0.leaderID, leaderAddress: $0.leaderAddr,
+                        nodeIDs: $0.nodeIds)
+                })
+        }
+    }
+
+    func send(_ request: ReplicaRequest, to address: String, timeout: Duration) async throws
+        -> Milvus_Proto_Query_RetrieveResults
+    {
+        let node = GRPCClient(target: address)
+        let results = try await node.unary(
+            "milvus.proto.query.QueryNode/Query", request.queryRequest(requestID: requestIDs.take()),
+            as: Milvus_Proto_Query_RetrieveResults.self, timeout: timeout,
+            metadata: ["serverid": String(request.leaderID)])
+        if results.status.errorCode != 0 || results.status.code != 0 {
+            throw GRPCError(
+                method: "QueryNode/Query", target: address, status: nil,
+                message: "Milvus error \(results.status.errorCode)/\(results.status.code): \(results.status.reason)")
+        }
+        return results
+    }
+
+    /// `count(*)` of one shard of one replica at `timestamp`.
+    public func count(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        timeout: Duration = .seconds(5)
+    ) async throws -> Int64 {
+        let request = try ReplicaRequest(
+            collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
+            leaderID: shard.leaderID, timestamp: timestamp, mode: .count)
+        let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
+        return results.fieldsData.first?.scalars.longData.data.first ?? 0
+    }
+
+    /// Every row (pk, insert ts) of one shard of one replica at `timestamp`, in pk-ordered pages.
+    public func rows(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        pageSize: Int = 10_000, timeout: Duration = .seconds(10)
+    ) async throws -> [ReplicaRow] {
+        var rows: [ReplicaRow] = []
+        var after: PrimaryKey?
+        while true {
+            let request = try ReplicaRequest(
+                collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
+                leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: pageSize))
+            let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
+            let pks: [PrimaryKey]
+            switch results.ids.idField {
+            case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
+            case .strID(let ids)?: pks = ids.data.map(PrimaryKey.string)
+            case nil: pks = []
+            }
+            let timestamps =
+                results.fieldsData.first { $0.fieldID == ReplicaRequest.timestampFieldID }?.scalars.longData
+                .data ?? []
+            for (index, pk) in pks.enumerated() {
+                rows.append(
+                    ReplicaRow(pk: pk, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0))
+            }
+            guard pks.count >= pageSize, let last = pks.last else { return rows }
+            after = last
+        }
+    }
+}

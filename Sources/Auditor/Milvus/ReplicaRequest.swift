@@ -1,0 +1,122 @@
+import Foundation
+
+/// The only way auditd builds a request to a QueryNode. Two malformed requests crash a 2.3.5 QueryNode
+/// (plan/is_count disagreement; an empty plan) and others silently return nothing (pk missing from an
+/// output list, mvcc 0): every request comes from here, and the unit tests pin each invariant.
+public struct ReplicaRequest: Sendable, Equatable {
+    public enum Mode: Sendable, Equatable {
+        /// `count(*)` of the shard at T.
+        case count
+        /// Rows (pk + insert ts) with pk > `after` (nil: from the smallest), at most `limit`, in pk order.
+        case rows(after: PrimaryKey?, limit: Int)
+    }
+
+    public var collectionID: Int64
+    public var pkFieldID: Int64
+    public var pkIsInt: Bool
+    /// The shard (vchannel) to read, on the replica whose leader is `leaderID`.
+    public var vchannel: String
+    public var leaderID: Int64
+    /// MVCC snapshot and guarantee timestamp (hybrid), never 0.
+    public var timestamp: UInt64
+    public var mode: Mode
+
+    public enum Invalid: Error, Equatable {
+        case zeroTimestamp
+        case badLimit(Int)
+        case pkTypeMismatch
+        case noVchannel
+    }
+
+    public init(
+        collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, vchannel: String, leaderID: Int64, timestamp: UInt64,
+        mode: Mode
+    ) throws(Invalid) {
+        guard timestamp != 0 else { throw .zeroTimestamp }
+        guard !vchannel.isEmpty else { throw .noVchannel }
+        if case .rows(let after, let limit) = mode {
+            guard limit > 0, limit <= 16384 else { throw .badLimit(limit) }
+            switch after {
+            case .int?: if !pkIsInt { throw .pkTypeMismatch }
+            case .string?: if pkIsInt { throw .pkTypeMismatch }
+            case nil: break
+            }
+        }
+        self.collectionID = collectionID
+        self.pkFieldID = pkFieldID
+        self.pkIsInt = pkIsInt
+        self.vchannel = vchannel
+        self.leaderID = leaderID
+        self.timestamp = timestamp
+        self.mode = mode
+    }
+
+    /// Field id 1 returns each row's insert timestamp.
+    static let timestampFieldID: Int64 = 1
+
+    func plan() -> Milvus_Proto_Plan_PlanNode {
+        var column = Milvus_Proto_Plan_ColumnInfo()
+        column.fieldID = pkFieldID
+        column.dataType = pkIsInt ? .int64 : .varChar
+        column.isPrimaryKey = true
+        var expr = Milvus_Proto_Plan_Expr()
+        var query = Milvus_Proto_Plan_QueryPlanNode()
+        switch mode {
+        case .count:
+            expr.alwaysTrueExpr = Milvus_Proto_Plan_AlwaysTrueExpr()
+            query.isCount = true
+            query.limit = -1
+        case .rows(let after, let limit):
+            if let after {
+                var unary = Milvus_Proto_Plan_UnaryRangeExpr()
+                unary.columnInfo = column
+                unary.op = .greaterThan
+                var value = Milvus_Proto_Plan_GenericValue()
+                switch after {
+                case .int(let v): value.int64Val = v
+                case .string(let v): value.stringVal = v
+                }
+                unary.value = value
+                expr.unaryRangeExpr = unary
+            } else {
+                expr.alwaysTrueExpr = Milvus_Proto_Plan_AlwaysTrueExpr()
+            }
+            query.isCount = false
+            query.limit = Int64(limit)  // per segment
+        }
+        query.predicates = expr
+        var plan = Milvus_Proto_Plan_PlanNode()
+        plan.query = query
+        plan.outputFieldIds = mode == .count ? [] : [pkFieldID, Self.timestampFieldID]
+        return plan
+    }
+
+    /// The wire request: `QueryRequest{req, dml_channels=[vchannel], from_shard_leader=false, scope=All}`.
+    func queryRequest(requestID: Int64) -> Milvus_Proto_Query_QueryRequest {
+        var retrieve = Milvus_Proto_Query_RetrieveRequest()
+        retrieve.base.msgType = .retrieve
+        retrieve.base.msgID = requestID
+        retrieve.base.targetID = leaderID
+        retrieve.reqID = requestID
+        retrieve.collectionID = collectionID
+        retrieve.serializedExprPlan = (try? plan().serializedData()) ?? Data()
+        retrieve.mvccTimestamp = timestamp
+        retrieve.guaranteeTimestamp = timestamp
+        switch mode {
+        case .count:
+            retrieve.isCount = true
+            retrieve.limit = -1
+            retrieve.outputFieldsID = []
+        case .rows(_, let limit):
+            retrieve.isCount = false
+            retrieve.limit = Int64(limit)  // caps the merged result
+            retrieve.outputFieldsID = [pkFieldID, Self.timestampFieldID]
+        }
+        var request = Milvus_Proto_Query_QueryRequest()
+        request.req = retrieve
+        request.dmlChannels = [vchannel]
+        request.fromShardLeader = false
+        request.scope = .all
+        return request
+    }
+}

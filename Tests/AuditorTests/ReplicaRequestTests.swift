@@ -1,0 +1,108 @@
+import Foundation
+import SwiftProtobuf
+import Testing
+
+@testable import Auditor
+
+/// Every request auditd sends to a QueryNode comes from ReplicaRequest. These tests pin the invariants
+/// whose violation crashes a Milvus 2.3.5 QueryNode or silently returns nothing (replica-reads.md).
+@Suite("Replica request builders")
+struct ReplicaRequestTests {
+    func decodedPlan(_ request: Milvus_Proto_Query_QueryRequest) throws -> Milvus_Proto_Plan_PlanNode {
+        try Milvus_Proto_Plan_PlanNode(serializedBytes: request.req.serializedExprPlan)
+    }
+
+    func all() throws -> [ReplicaRequest] {
+        var requests: [ReplicaRequest] = []
+        for pkIsInt in [true, false] {
+            let after: [PrimaryKey?] =
+                pkIsInt ? [nil, .int(-5), .int(Int64.max)] : [nil, .string(""), .string("k00042")]
+            for mode in [ReplicaRequest.Mode.count]
+                + after.flatMap({ a in [1, 500, 16384].map { ReplicaRequest.Mode.rows(after: a, limit: $0) } })
+            {
+                requests.append(
+                    try ReplicaRequest(
+                        collectionID: 9, pkFieldID: 101, pkIsInt: pkIsInt, vchannel: "by-dev-rootcoord-dml_1_9v0",
+                        leaderID: 7, timestamp: 470_000_000_000_000_000, mode: mode))
+            }
+        }
+        return requests
+    }
+
+    @Test func planAndRequestAgreeOnIsCount() throws {
+        for request in try all() {
+            let wire = request.queryRequest(requestID: 1)
+            let plan = try decodedPlan(wire)
+            #expect(plan.query.isCount == wire.req.isCount)  // disagreement crashes the QueryNode
+        }
+    }
+
+    @Test func planIsNeverEmptyAndAlwaysHasAPredicate() throws {
+        for request in try all() {
+            let wire = request.queryRequest(requestID: 1)
+            #expect(!wire.req.serializedExprPlan.isEmpty)  // an empty plan crashes the QueryNode
+            let plan = try decodedPlan(wire)
+            #expect(plan.query.hasPredicates)
+            #expect(plan.query.predicates.expr != nil)
+        }
+    }
+
+    @Test func pkIsInBothOutputListsForRowReads() throws {
+        for request in try all() where request.mode != .count {
+            let wire = request.queryRequest(requestID: 1)
+            let plan = try decodedPlan(wire)
+            #expect(wire.req.outputFieldsID.contains(101) && plan.outputFieldIds.contains(101))
+            #expect(wire.req.outputFieldsID.contains(1) && plan.outputFieldIds.contains(1))  // insert ts
+        }
+    }
+
+    @Test func bothLimitsAndTimestampsAndTargetAreSet() throws {
+        for request in try all() {
+            let wire = request.queryRequest(requestID: 42)
+            let plan = try decodedPlan(wire)
+            #expect(wire.req.limit != 0 && plan.query.limit != 0)
+            if case .rows(_, let limit) = request.mode {
+                #expect(wire.req.limit == Int64(limit) && plan.query.limit == Int64(limit))
+            }
+            #expect(wire.req.mvccTimestamp == 470_000_000_000_000_000)
+            #expect(wire.req.guaranteeTimestamp == wire.req.mvccTimestamp)
+            #expect(wire.req.base.targetID == 7 && wire.req.base.msgType == .retrieve)
+            #expect(wire.dmlChannels == ["by-dev-rootcoord-dml_1_9v0"])
+            #expect(!wire.fromShardLeader && wire.scope == .all)
+        }
+    }
+
+    @Test func pageAfterUsesThePkTypeOfTheCollection() throws {
+        let request = try ReplicaRequest(
+            collectionID: 9, pkFieldID: 100, pkIsInt: false, vchannel: "v", leaderID: 1, timestamp: 5,
+            mode: .rows(after: .string("abc"), limit: 10))
+        let plan = try decodedPlan(request.queryRequest(requestID: 1))
+        guard case .unaryRangeExpr(let unary)? = plan.query.predicates.expr else {
+            Issue.record("not a range")
+            return
+        }
+        #expect(unary.op == .greaterThan && unary.value.stringVal == "abc")
+        #expect(unary.columnInfo.dataType == .varChar && unary.columnInfo.isPrimaryKey)
+    }
+
+    @Test func invalidRequestsCannotBeBuilt() {
+        #expect(throws: ReplicaRequest.Invalid.zeroTimestamp) {
+            _ = try ReplicaRequest(
+                collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "v", leaderID: 1, timestamp: 0, mode: .count)
+        }
+        #expect(throws: ReplicaRequest.Invalid.badLimit(0)) {
+            _ = try ReplicaRequest(
+                collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "v", leaderID: 1, timestamp: 5,
+                mode: .rows(after: nil, limit: 0))
+        }
+        #expect(throws: ReplicaRequest.Invalid.pkTypeMismatch) {
+            _ = try ReplicaRequest(
+                collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "v", leaderID: 1, timestamp: 5,
+                mode: .rows(after: .string("x"), limit: 5))
+        }
+        #expect(throws: ReplicaRequest.Invalid.noVchannel) {
+            _ = try ReplicaRequest(
+                collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "", leaderID: 1, timestamp: 5, mode: .count)
+        }
+    }
+}
