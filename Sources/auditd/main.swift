@@ -72,7 +72,7 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Tail.self, Run.self, Report.self, Verify.self]
+        subcommands: [Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -277,6 +277,41 @@ struct Verify: AsyncParsableCommand {
             print("verify: ok")
         } catch let error as ShadowError {
             FileHandle.standardError.write(Data("auditd verify: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Bootstrap: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Seed the shadow with a collection read from Milvus at one timestamp (when the log lost its start).")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "State directory holding the shadow.")
+    var state: String?
+
+    @Option(help: "Milvus proxy gRPC HOST:PORT (config key: milvus).")
+    var milvus: String?
+
+    @Option(help: "Collection name or id.")
+    var collection: String
+
+    func run() async throws {
+        let app = buildApplication(connection.configuration())
+        let target = milvus ?? (try? connection.file())?.values["milvus"] ?? "127.0.0.1:19530"
+        do {
+            let result = try await app.bootstrap(
+                collection: collection, milvus: target, stateDirectory: connection.stateDirectory(state)
+            ) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            print(
+                "bootstrapped \(result.name) (\(result.collectionID)): \(result.rows) rows from replica "
+                    + "\(result.replicaID) at ts \(result.timestamp) (\(HybridTimestamp.iso8601(result.timestamp)))")
+        } catch let error as ShadowError {
+            FileHandle.standardError.write(Data("auditd bootstrap: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as GRPCError {
+            FileHandle.standardError.write(Data("auditd bootstrap: \(error)\n".utf8))
             throw ExitCode(2)
         }
     }

@@ -61,7 +61,7 @@ struct ReplicaRequestTests {
             let wire = request.queryRequest(requestID: 42)
             let plan = try decodedPlan(wire)
             #expect(wire.req.limit != 0 && plan.query.limit != 0)
-            if case .rows(_, let limit) = request.mode {
+            if let (_, limit) = request.mode.page {
                 #expect(wire.req.limit == Int64(limit) && plan.query.limit == Int64(limit))
             }
             #expect(wire.req.mvccTimestamp == 470_000_000_000_000_000)

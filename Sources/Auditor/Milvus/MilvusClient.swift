@@ -36,6 +36,13 @@ public final class MilvusClient: Sendable {
             fallbackName: response.collectionName)
         info.virtualChannels = response.virtualChannelNames
         info.physicalChannels = response.physicalChannelNames
+        // 2.3.5 hides the dynamic field from DescribeCollection. It exists all the same: `$meta` was appended
+        // before field ids were assigned, so it has the id after the last user field.
+        if info.enableDynamicField, !info.fields.contains(where: \.isDynamic),
+            let last = info.fields.filter({ !$0.isSystem }).map(\.id).max()
+        {
+            info.fields.append(FieldInfo(id: last + 1, name: "$meta", type: .json, isDynamic: true))
+        }
         return info
     }
 

@@ -120,3 +120,53 @@ public final class ReplicaReader: Sendable {
         }
     }
 }
+
+/// A row read with all its fields, hashed like the log's inserts (docs/row-hash.md).
+public struct HashedRow: Sendable, Equatable, Hashable {
+    public var pk: PrimaryKey
+    public var ts: UInt64
+    public var rowHash: UInt64
+}
+
+extension ReplicaReader {
+    /// Every row of one shard of one replica at `timestamp`, with the row hash of all its user fields.
+    public func fullRows(
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int = 500,
+        timeout: Duration = .seconds(30)
+    ) async throws -> [HashedRow] {
+        guard let pk = schema.primaryKey else {
+            throw GRPCError(method: "fullRows", target: shard.leaderAddress, status: nil, message: "schema has no pk")
+        }
+        var rows: [HashedRow] = []
+        var after: PrimaryKey?
+        var builder = RowHashBuilder(capacity: 16 * 1024)
+        while true {
+            let request = try ReplicaRequest(
+                collectionID: schema.collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
+                vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
+                mode: .fullRows(after: after, limit: pageSize, fieldIDs: schema.userFields.map(\.id)))
+            let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
+            let pks: [PrimaryKey]
+            switch results.ids.idField {
+            case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
+            case .strID(let ids)?: pks = ids.data.map(PrimaryKey.string)
+            case nil: pks = []
+            }
+            let timestamps =
+                results.fieldsData.first { $0.fieldID == ReplicaRequest.timestampFieldID }?.scalars.longData.data ?? []
+            let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
+                .map { try Column($0, rows: pks.count, schema: schema) }
+                .sorted { $0.fieldID < $1.fieldID }
+            for (index, pkValue) in pks.enumerated() {
+                builder.reset()
+                for column in columns { try column.append(row: index, to: &builder) }
+                rows.append(
+                    HashedRow(
+                        pk: pkValue, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0,
+                        rowHash: builder.hash))
+            }
+            guard pks.count >= pageSize, let last = pks.last else { return rows }
+            after = last
+        }
+    }
+}

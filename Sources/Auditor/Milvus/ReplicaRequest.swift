@@ -9,6 +9,15 @@ public struct ReplicaRequest: Sendable, Equatable {
         case count
         /// Rows (pk + insert ts) with pk > `after` (nil: from the smallest), at most `limit`, in pk order.
         case rows(after: PrimaryKey?, limit: Int)
+        /// Like `rows`, plus every listed user field (row hashes; vectors included).
+        case fullRows(after: PrimaryKey?, limit: Int, fieldIDs: [Int64])
+
+        var page: (after: PrimaryKey?, limit: Int)? {
+            switch self {
+            case .count: return nil
+            case .rows(let after, let limit), .fullRows(let after, let limit, _): return (after, limit)
+            }
+        }
     }
 
     public var collectionID: Int64
@@ -34,7 +43,7 @@ public struct ReplicaRequest: Sendable, Equatable {
     ) throws(Invalid) {
         guard timestamp != 0 else { throw .zeroTimestamp }
         guard !vchannel.isEmpty else { throw .noVchannel }
-        if case .rows(let after, let limit) = mode {
+        if let (after, limit) = mode.page {
             guard limit > 0, limit <= 16384 else { throw .badLimit(limit) }
             switch after {
             case .int?: if !pkIsInt { throw .pkTypeMismatch }
@@ -66,7 +75,7 @@ public struct ReplicaRequest: Sendable, Equatable {
             expr.alwaysTrueExpr = Milvus_Proto_Plan_AlwaysTrueExpr()
             query.isCount = true
             query.limit = -1
-        case .rows(let after, let limit):
+        case .rows(let after, let limit), .fullRows(let after, let limit, _):
             if let after {
                 var unary = Milvus_Proto_Plan_UnaryRangeExpr()
                 unary.columnInfo = column
@@ -87,8 +96,18 @@ public struct ReplicaRequest: Sendable, Equatable {
         query.predicates = expr
         var plan = Milvus_Proto_Plan_PlanNode()
         plan.query = query
-        plan.outputFieldIds = mode == .count ? [] : [pkFieldID, Self.timestampFieldID]
+        plan.outputFieldIds = outputFields
         return plan
+    }
+
+    /// pk and insert ts always (a pk missing from either list returns 0 rows), then the asked fields.
+    var outputFields: [Int64] {
+        switch mode {
+        case .count: return []
+        case .rows: return [pkFieldID, Self.timestampFieldID]
+        case .fullRows(_, _, let fieldIDs):
+            return [pkFieldID, Self.timestampFieldID] + fieldIDs.filter { $0 != pkFieldID && $0 >= 100 }
+        }
     }
 
     /// The wire request: `QueryRequest{req, dml_channels=[vchannel], from_shard_leader=false, scope=All}`.
@@ -107,10 +126,10 @@ public struct ReplicaRequest: Sendable, Equatable {
             retrieve.isCount = true
             retrieve.limit = -1
             retrieve.outputFieldsID = []
-        case .rows(_, let limit):
+        case .rows(_, let limit), .fullRows(_, let limit, _):
             retrieve.isCount = false
             retrieve.limit = Int64(limit)  // caps the merged result
-            retrieve.outputFieldsID = [pkFieldID, Self.timestampFieldID]
+            retrieve.outputFieldsID = outputFields
         }
         var request = Milvus_Proto_Query_QueryRequest()
         request.req = retrieve

@@ -17,6 +17,15 @@ struct Applier {
     }
 
     mutating func apply(_ message: WALMessage) throws {
+        // A bootstrapped collection already holds every change at or before its snapshot ts.
+        switch message.body {
+        case .insert, .delete, .dropPartition:
+            if let id = message.body.collectionID, Int64(bitPattern: message.ts) <= (try collection(id).bootstrapTs) {
+                return
+            }
+        default:
+            break
+        }
         switch message.body {
         case .createCollection(let schema):
             try createCollection(schema, ts: message.ts)
@@ -62,12 +71,13 @@ struct Applier {
             return entry
         }
         if let row = try Row.fetchOne(
-            db, sql: "SELECT id, state, pk_is_int, pchannels FROM collections WHERE collection_id = ?",
+            db, sql: "SELECT id, state, pk_is_int, pchannels, bootstrap_ts FROM collections WHERE collection_id = ?",
             arguments: [collectionID])
         {
             var entry = ShadowStore.CollectionEntry(
                 local: row["id"], live: (row["state"] as String) == "live", pkIsInt: row["pk_is_int"],
-                pchannels: Set(((row["pchannels"] as String?) ?? "").split(separator: ",").map(String.init)))
+                pchannels: Set(((row["pchannels"] as String?) ?? "").split(separator: ",").map(String.init)),
+                bootstrapTs: (row["bootstrap_ts"] as Int64?) ?? 0)
             cache.collections[collectionID] = entry
             if entry.pkIsInt == nil, pkIsInt != nil { entry = try collection(collectionID, pkIsInt: pkIsInt) }
             return entry

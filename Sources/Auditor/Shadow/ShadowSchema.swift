@@ -81,6 +81,10 @@ enum ShadowSchema {
                     """)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?)", arguments: [marker])
         }
+        migrator.registerMigration("v2-bootstrap") { db in
+            // Seeded from Milvus at this ts: log records of the collection at or before it are in the seed.
+            try db.execute(sql: "ALTER TABLE collections ADD COLUMN bootstrap_ts INTEGER")
+        }
         return migrator
     }
 }

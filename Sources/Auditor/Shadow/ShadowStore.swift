@@ -30,6 +30,8 @@ public final class ShadowStore: Sendable {
         var live: Bool
         var pkIsInt: Bool?
         var pchannels: Set<String>
+        /// Records of this collection at or before this ts are already in the bootstrap seed.
+        var bootstrapTs: Int64 = 0
     }
 
     struct BucketTable {
@@ -94,6 +96,57 @@ public final class ShadowStore: Sendable {
 
     public static func inMemory(configuration: ShadowConfiguration = ShadowConfiguration()) throws -> ShadowStore {
         try ShadowStore(writer: DatabaseQueue(), configuration: configuration)
+    }
+
+    // MARK: Bootstrap
+
+    /// Seeds a collection from a snapshot read from Milvus at `timestamp`: its rows replace whatever the
+    /// shadow held for it, and log records of the collection at or before `timestamp` are skipped from now on.
+    public func bootstrap(schema: CollectionSchemaInfo, rows: [HashedRow], timestamp: UInt64) throws {
+        let pkIsInt = schema.primaryKey.map { $0.type == .int64 }
+        do {
+            try writer.write { db in
+                try cache.withLock { cache in
+                    cache = WriteCache()  // derived state is rebuilt from the tables afterwards
+                    try db.execute(
+                        sql: """
+                            INSERT INTO collections (collection_id, name, db, pk_is_int, history, buckets, pchannels,
+                                bootstrap_ts)
+                            VALUES (?, ?, ?, ?, 'bootstrapped', ?, ?, ?)
+                            ON CONFLICT(collection_id) DO UPDATE SET name = excluded.name, db = excluded.db,
+                                pk_is_int = excluded.pk_is_int, history = 'bootstrapped', state = 'live',
+                                bootstrap_ts = excluded.bootstrap_ts
+                            """,
+                        arguments: [
+                            schema.collectionID, schema.name, schema.dbName, pkIsInt, configuration.buckets,
+                            schema.physicalChannels.sorted().joined(separator: ","), Int64(bitPattern: timestamp),
+                        ])
+                    let coll = try Int64.fetchOne(
+                        db, sql: "SELECT id FROM collections WHERE collection_id = ?", arguments: [schema.collectionID])!
+                    for table in ["rows", "tombstones", "buckets"] {
+                        try db.execute(sql: "DELETE FROM \(table) WHERE coll = ?", arguments: [coll])
+                    }
+                    var apply = Applier(db: db, cache: cache, buckets: configuration.buckets, pchannel: "")
+                    let insert = try db.cachedStatement(
+                        sql:
+                            "INSERT INTO rows (coll, pk, ts, seq, hash, part, shard, off) VALUES (?, ?, ?, ?, ?, 0, 0, -1)"
+                    )
+                    for (index, row) in rows.enumerated() {
+                        let pkBytes = ShadowHashing.pkBytes(row.pk)
+                        try insert.execute(arguments: [
+                            coll, Data(pkBytes), Int64(bitPattern: row.ts), Int64(index),
+                            Int64(bitPattern: row.rowHash),
+                        ])
+                        try apply.toggle(coll, pkBytes: pkBytes, ts: row.ts, rowHash: row.rowHash, delta: 1)
+                    }
+                    try apply.flushBuckets()
+                    cache = WriteCache()
+                }
+            }
+        } catch {
+            cache.withLock { $0 = WriteCache() }
+            throw error
+        }
     }
 
     // MARK: Checkpoints
