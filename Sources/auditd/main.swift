@@ -84,6 +84,8 @@ struct Auditd: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)  // the command already said why
         } catch {
             let code = exitCode(for: error)
             if code == .success || code == .validationFailure && message(for: error).isEmpty {
@@ -192,7 +194,7 @@ struct Run: AsyncParsableCommand {
             stateDirectory: connection.stateDirectory(state), once: once,
             shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)),
             milvus: milvus ?? (try? connection.file())?.values["milvus"])
-        do {
+        try await oneLineErrors("run") {
             let stats = try await app.run(options, stop: stop) { stats in
                 let line =
                     "run: \(stats.records) records, \(stats.insertedRows) rows inserted, "
@@ -201,12 +203,6 @@ struct Run: AsyncParsableCommand {
             }
             if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
             _ = stats
-        } catch let error as ShadowError {
-            FileHandle.standardError.write(Data("auditd run: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as KafkaError {
-            FileHandle.standardError.write(Data("auditd run: \(error)\n".utf8))
-            throw ExitCode(2)
         }
     }
 }
@@ -228,7 +224,7 @@ struct Report: AsyncParsableCommand {
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
-        do {
+        try await oneLineErrors("report") {
             if let rows {
                 let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
                 let out = LineWriter()
@@ -245,9 +241,6 @@ struct Report: AsyncParsableCommand {
             let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory(state))
             print(json ? ShadowReport.json(summary) : ShadowReport.text(summary))
             if summary.findings.contains(where: { $0.state == "confirmed" }) { throw ExitCode(1) }
-        } catch let error as ShadowError {
-            FileHandle.standardError.write(Data("auditd report: \(error.message)\n".utf8))
-            throw ExitCode(2)
         }
     }
 }
@@ -266,7 +259,7 @@ struct Verify: AsyncParsableCommand {
     var against: String?
 
     func run() async throws {
-        do {
+        try await oneLineErrors("verify") {
             let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
             var problems = try store.verify()
             if let against {
@@ -275,9 +268,6 @@ struct Verify: AsyncParsableCommand {
             for problem in problems { print("verify: \(problem)") }
             if !problems.isEmpty { throw ExitCode(1) }
             print("verify: ok")
-        } catch let error as ShadowError {
-            FileHandle.standardError.write(Data("auditd verify: \(error.message)\n".utf8))
-            throw ExitCode(2)
         }
     }
 }
@@ -300,19 +290,30 @@ struct Bootstrap: AsyncParsableCommand {
     func run() async throws {
         let app = buildApplication(connection.configuration())
         let target = milvus ?? (try? connection.file())?.values["milvus"] ?? "127.0.0.1:19530"
-        do {
+        try await oneLineErrors("bootstrap") {
             let result = try await app.bootstrap(
                 collection: collection, milvus: target, stateDirectory: connection.stateDirectory(state)
             ) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             print(
                 "bootstrapped \(result.name) (\(result.collectionID)): \(result.rows) rows from replica "
                     + "\(result.replicaID) at ts \(result.timestamp) (\(HybridTimestamp.iso8601(result.timestamp)))")
-        } catch let error as ShadowError {
-            FileHandle.standardError.write(Data("auditd bootstrap: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as GRPCError {
-            FileHandle.standardError.write(Data("auditd bootstrap: \(error)\n".utf8))
-            throw ExitCode(2)
         }
+    }
+}
+
+/// Errors a user can act on (state directory, Kafka, Milvus) become one line on stderr and exit code 2.
+func oneLineErrors(_ command: String, _ body: () async throws -> Void) async throws {
+    func fail(_ message: String) throws -> Never {
+        FileHandle.standardError.write(Data("auditd \(command): \(message)\n".utf8))
+        throw ExitCode(2)
+    }
+    do {
+        try await body()
+    } catch let error as ShadowError {
+        try fail(error.message)
+    } catch let error as KafkaError {
+        try fail("\(error)")
+    } catch let error as GRPCError {
+        try fail("\(error)")
     }
 }

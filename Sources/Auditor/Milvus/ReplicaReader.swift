@@ -78,6 +78,19 @@ public final class ReplicaReader: Sendable {
         return results
     }
 
+    /// The pks of a result page and each row's insert timestamp (field 1).
+    static func keysAndTimestamps(_ results: Milvus_Proto_Query_RetrieveResults) -> ([PrimaryKey], [Int64]) {
+        let pks: [PrimaryKey]
+        switch results.ids.idField {
+        case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
+        case .strID(let ids)?: pks = ids.data.map(PrimaryKey.string)
+        case nil: pks = []
+        }
+        let timestamps =
+            results.fieldsData.first { $0.fieldID == ReplicaRequest.timestampFieldID }?.scalars.longData.data ?? []
+        return (pks, timestamps)
+    }
+
     /// `count(*)` of one shard of one replica at `timestamp`.
     public func count(
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
@@ -102,15 +115,7 @@ public final class ReplicaReader: Sendable {
                 collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
                 leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: pageSize))
             let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
-            let pks: [PrimaryKey]
-            switch results.ids.idField {
-            case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
-            case .strID(let ids)?: pks = ids.data.map(PrimaryKey.string)
-            case nil: pks = []
-            }
-            let timestamps =
-                results.fieldsData.first { $0.fieldID == ReplicaRequest.timestampFieldID }?.scalars.longData
-                .data ?? []
+            let (pks, timestamps) = Self.keysAndTimestamps(results)
             for (index, pk) in pks.enumerated() {
                 rows.append(
                     ReplicaRow(pk: pk, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0))
@@ -146,14 +151,7 @@ extension ReplicaReader {
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
                 mode: .fullRows(after: after, limit: pageSize, fieldIDs: schema.userFields.map(\.id)))
             let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
-            let pks: [PrimaryKey]
-            switch results.ids.idField {
-            case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
-            case .strID(let ids)?: pks = ids.data.map(PrimaryKey.string)
-            case nil: pks = []
-            }
-            let timestamps =
-                results.fieldsData.first { $0.fieldID == ReplicaRequest.timestampFieldID }?.scalars.longData.data ?? []
+            let (pks, timestamps) = Self.keysAndTimestamps(results)
             let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
                 .map { try Column($0, rows: pks.count, schema: schema) }
                 .sorted { $0.fieldID < $1.fieldID }
