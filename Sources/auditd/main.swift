@@ -72,7 +72,7 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self]
+        subcommands: [Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self, Audit.self]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -315,5 +315,52 @@ func oneLineErrors(_ command: String, _ body: () async throws -> Void) async thr
         try fail("\(error)")
     } catch let error as GRPCError {
         try fail("\(error)")
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ingest to the end of the log, read every replica at a consistent T, compare, confirm, report.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "State directory holding the shadow.")
+    var state: String?
+
+    @Option(help: "Milvus proxy gRPC HOST:PORT (config key: milvus).")
+    var milvus: String?
+
+    @Flag(help: "One complete round (with its confirmation re-read), then print the report and exit with its code.")
+    var once = false
+
+    @Option(help: "Seconds before the confirming re-read.")
+    var settle = 10
+
+    @Flag(help: "JSON report.")
+    var json = false
+
+    func validate() throws {
+        guard once else { throw ValidationError("--once: only single rounds are implemented so far; pass --once") }
+    }
+
+    func run() async throws {
+        let app = buildApplication(connection.configuration())
+        let target = milvus ?? (try? connection.file())?.values["milvus"] ?? "127.0.0.1:19530"
+        let directory = connection.stateDirectory(state)
+        var code: Int32 = 0
+        try await oneLineErrors("audit") {
+            let summary = try await app.audit(
+                AuditOptions(stateDirectory: directory, milvus: target, settle: .seconds(settle)))
+            let report = try app.shadowSummary(stateDirectory: directory)
+            print(json ? ShadowReport.json(report) : ShadowReport.text(report))
+            var line = "audit: \(summary.collections) collections, \(summary.replicas) replicas, "
+            line += "\(summary.rowsChecked) rows checked, \(summary.confirmed.count) confirmed, "
+            line += "\(summary.suspected.count) suspected findings"
+            if !summary.notAudited.isEmpty { line += "; not audited: " + summary.notAudited.joined(separator: "; ") }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+            code = summary.exitCode
+            if code == 0, report.findings.contains(where: { $0.state == "confirmed" }) { code = 1 }
+        }
+        if code != 0 { throw ExitCode(code) }
     }
 }

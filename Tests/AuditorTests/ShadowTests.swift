@@ -11,11 +11,12 @@ struct LogWriter {
     var topic = "by-dev-rootcoord-dml_0"
     var collectionID: Int64 = 4455
 
-    func insert(_ pks: [Int64], ts: UInt64, partition: Int64 = 1, seed: Float = 0.5) {
+    func insert(_ pks: [Int64], ts: UInt64, partition: Int64 = 1, seed: Float = 0.5, baseTimestamp: Bool = true) {
         var request = Fixtures.insert(
             pks: Fixtures.longs(100, pks), others: [Fixtures.floatVector(101, dim: 2, rows: pks.count, seed: seed)],
             rows: pks.count, ts: ts, collectionID: collectionID)
         request.partitionID = partition
+        if !baseTimestamp { request.base.timestamp = 0 }  // as Milvus 2.3.5's upsert writes it
         log.append(topic: topic, value: try! Array(request.serializedData()))
     }
 
@@ -97,6 +98,20 @@ struct ShadowTests {
         try await ingest(log, into: store)
         #expect(try live(store) == [7: [20]])
         #expect(try store.summary().collections.first?.duplicatePKs == 0)
+    }
+
+    /// Milvus 2.3.5 writes an upsert's Insert record before its Delete record (same ts, same partition).
+    @Test func upsertWithInsertBeforeDeleteKeepsTheNewVersion() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10, partition: 3, seed: 1)
+        w.tick(15)
+        w.insert([1, 7], ts: 20, partition: 3, seed: 2, baseTimestamp: false)
+        w.delete([1, 7], ts: 20, partition: 3)
+        w.tick(30)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        #expect(try live(store) == [1: [20], 2: [10], 7: [20]])
     }
 
     @Test func duplicatesAreCountedUntilDeleted() async throws {

@@ -160,6 +160,15 @@ struct WALDecoderTests {
         }
     }
 
+    /// Milvus 2.3.5's upsert writes its Insert with MsgBase.timestamp 0 and only per-row timestamps.
+    @Test func insertWithoutBaseTimestampTakesItsRowsTimestamp() {
+        var decoder = WALDecoder()
+        var request = Fixtures.insert(pks: Fixtures.longs(100, [1, 2]), others: [], rows: 2, ts: 777)
+        request.base.timestamp = 0
+        let message = decoder.decode(Fixtures.record(request))
+        #expect(message.ts == 777)
+    }
+
     @Test func deletesWithIntAndStringKeys() {
         var decoder = WALDecoder()
         let ints = decoder.decode(Fixtures.record(Fixtures.delete(intPKs: [3, 4])))

@@ -56,6 +56,15 @@ public struct WALDecoder {
             message.body = .undecodable(reason: "\(Self.typeName(type)): \(error)")
         }
         if case .createCollection(let schema) = message.body { register(schema) }
+        // Milvus 2.3.5's upsert path leaves MsgBase.timestamp 0 on its Insert record and sets only the
+        // per-row timestamps: the record's ts is its rows' (they are all equal).
+        if message.ts == 0 {
+            switch message.body {
+            case .insert(let insert): message.ts = insert.rows.map(\.ts).max() ?? 0
+            case .delete(let delete): message.ts = delete.keys.map(\.ts).max() ?? 0
+            default: break
+            }
+        }
         return message
     }
 

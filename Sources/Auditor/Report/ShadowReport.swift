@@ -48,7 +48,12 @@ public enum ShadowReport {
             o.string("state", f.state)
             if let p = f.pchannel { o.string("pchannel", p) } else { o.null("pchannel") }
             if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
+            if let replica = f.replicaID { o.int("replica", replica) } else { o.null("replica") }
+            if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
+            o.raw("pks", f.pksJSON ?? "[]")
+            o.int("pk_count", f.pkCount ?? 0)
             var evidence = JSONLine()
+            if let ts = f.ts { evidence.int("ts", ts) }
             if let from = f.fromOffset { evidence.int("from_offset", from) }
             if let to = f.toOffset { evidence.int("to_offset", to) }
             evidence.string("detail", f.detail)
@@ -82,7 +87,13 @@ public enum ShadowReport {
         }
         lines.append("findings: \(s.findings.isEmpty ? "none" : String(s.findings.count))")
         for f in s.findings {
-            lines.append("  [\(f.state)] \(f.kind) \(f.pchannel ?? "") \(f.detail)")
+            var where_ = f.pchannel ?? ""
+            if let c = f.collectionID { where_ += " collection \(c)" }
+            if let r = f.replicaID { where_ += " replica \(r) node \(f.nodeIDs ?? "?")" }
+            var line =
+                "  [\(f.state)] \(f.kind)\(where_.isEmpty ? "" : " " + where_.trimmingCharacters(in: .whitespaces)): \(f.detail)"
+            if let pks = f.pksJSON { line += " pks \(pks)" }
+            lines.append(line)
         }
         lines.append("quarantined records: \(s.quarantined)")
         return lines.joined(separator: "\n")

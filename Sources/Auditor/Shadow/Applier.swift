@@ -20,7 +20,9 @@ struct Applier {
         // A bootstrapped collection already holds every change at or before its snapshot ts.
         switch message.body {
         case .insert, .delete, .dropPartition:
-            if let id = message.body.collectionID, Int64(bitPattern: message.ts) <= (try collection(id).bootstrapTs) {
+            if let id = message.body.collectionID, message.ts != 0,
+                Int64(bitPattern: message.ts) <= (try collection(id).bootstrapTs)
+            {
                 return
             }
         default:

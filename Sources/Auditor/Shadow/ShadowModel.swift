@@ -122,6 +122,12 @@ public struct ShadowSummary: Sendable {
         public var toOffset: Int64?
         public var detail: String
         public var firstSeenMs: Int64
+        public var replicaID: Int64? = nil
+        public var nodeIDs: String? = nil
+        /// JSON array of witness pks.
+        public var pksJSON: String? = nil
+        public var pkCount: Int? = nil
+        public var ts: UInt64? = nil
     }
     public var collections: [Collection]
     public var pchannels: [ChannelCheckpoint]

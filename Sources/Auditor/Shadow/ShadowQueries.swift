@@ -105,12 +105,51 @@ extension ShadowStore {
                 ShadowSummary.Finding(
                     kind: row["kind"], state: row["state"], pchannel: row["pchannel"],
                     collectionID: row["collection_id"], fromOffset: row["from_offset"], toOffset: row["to_offset"],
-                    detail: row["detail"], firstSeenMs: row["first_seen_ms"])
+                    detail: row["detail"], firstSeenMs: row["first_seen_ms"], replicaID: row["replica_id"],
+                    nodeIDs: row["node_ids"], pksJSON: row["pks"], pkCount: row["pk_count"],
+                    ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) })
             }
             let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
                 findings: findings, quarantined: quarantined)
+        }
+    }
+}
+
+extension ShadowStore {
+    /// Replaces the replica findings of the audited collections by this round's.
+    public func recordAudit(
+        collections: [Int64], findings: [(finding: ReplicaFinding, confirmed: Bool)], nowMs: Int64
+    ) throws {
+        try writer.write { db in
+            for collection in collections {
+                try db.execute(
+                    sql: "DELETE FROM findings WHERE collection_id = ? AND replica_id IS NOT NULL",
+                    arguments: [collection])
+            }
+            for (finding, confirmed) in findings {
+                let pks =
+                    "["
+                    + finding.pks.map { pk -> String in
+                        switch pk {
+                        case .int(let v): return String(v)
+                        case .string(let v): return JSONLine.quoted(v)
+                        }
+                    }.joined(separator: ",") + "]"
+                try db.execute(
+                    sql: """
+                        INSERT INTO findings (kind, state, collection_id, detail, first_seen_ms, replica_id, node_ids,
+                            pks, pk_count, ts, confirmed_ms)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        finding.kind.rawValue, confirmed ? "confirmed" : "suspected", finding.collectionID,
+                        finding.evidence, nowMs, finding.replicaID,
+                        finding.nodeIDs.map(String.init).joined(separator: ","), pks, finding.pkCount,
+                        Int64(bitPattern: finding.timestamp), confirmed ? nowMs : nil,
+                    ])
+            }
         }
     }
 }

@@ -85,6 +85,14 @@ enum ShadowSchema {
             // Seeded from Milvus at this ts: log records of the collection at or before it are in the seed.
             try db.execute(sql: "ALTER TABLE collections ADD COLUMN bootstrap_ts INTEGER")
         }
+        migrator.registerMigration("v3-replica-findings") { db in
+            for column in [
+                "replica_id INTEGER", "node_ids TEXT", "pks TEXT", "pk_count INTEGER", "ts INTEGER",
+                "confirmed_ms INTEGER",
+            ] {
+                try db.execute(sql: "ALTER TABLE findings ADD COLUMN \(column)")
+            }
+        }
         return migrator
     }
 }

@@ -1,0 +1,105 @@
+/// A difference between what a replica serves and what the log says it must serve, with its witness.
+public struct ReplicaFinding: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// The shadow has the pk; the replica does not serve it.
+        case missing
+        /// The replica serves a pk (or a version) the log never produced.
+        case extra
+        /// Deleted in the log, alive on the replica.
+        case resurrected
+        /// The replica serves an older version than the newest one in the log.
+        case stale
+        /// Two replicas of one collection disagree.
+        case replicaDivergence = "replica_divergence"
+        /// A replica could not be read at T (unreachable, or still behind T at the deadline).
+        case replicaUnavailable = "replica_unavailable"
+    }
+
+    public var kind: Kind
+    public var collectionID: Int64
+    public var replicaID: Int64
+    public var nodeIDs: [Int64]
+    /// At most `ReplicaComparison.witnessLimit` pks; `pkCount` has the total.
+    public var pks: [PrimaryKey]
+    public var pkCount: Int
+    /// The consistent cut the replica was read at.
+    public var timestamp: UInt64
+    public var evidence: String
+}
+
+/// Compares one replica's rows at T with the shadow as of T (rows and deletes after T excluded).
+public enum ReplicaComparison {
+    public static let witnessLimit = 20
+
+    public struct Replica: Sendable {
+        public var id: Int64
+        public var nodeIDs: [Int64]
+        public var rows: [ReplicaRow]
+        public init(id: Int64, nodeIDs: [Int64], rows: [ReplicaRow]) {
+            self.id = id
+            self.nodeIDs = nodeIDs
+            self.rows = rows
+        }
+    }
+
+    public static func compare(
+        collectionID: Int64, timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], tombstones: [DeletedKey],
+        replica: Replica
+    ) -> [ReplicaFinding] {
+        // Milvus answers one row per pk: the newest live version as of T.
+        var expected: [PrimaryKey: UInt64] = [:]
+        for row in shadowRows where row.ts <= timestamp { expected[row.pk] = max(expected[row.pk] ?? 0, row.ts) }
+        var deletedAt: [PrimaryKey: UInt64] = [:]
+        for key in tombstones where key.ts <= timestamp { deletedAt[key.pk] = max(deletedAt[key.pk] ?? 0, key.ts) }
+        var served: [PrimaryKey: UInt64] = [:]
+        for row in replica.rows { served[row.pk] = max(served[row.pk] ?? 0, row.ts) }
+
+        var missing: [PrimaryKey] = []
+        var extra: [PrimaryKey] = []
+        var resurrected: [PrimaryKey] = []
+        var stale: [PrimaryKey] = []
+        for (pk, ts) in expected {
+            guard let got = served[pk] else {
+                missing.append(pk)
+                continue
+            }
+            if got < ts { stale.append(pk) } else if got > ts { extra.append(pk) }
+        }
+        for (pk, ts) in served where expected[pk] == nil {
+            if let deleted = deletedAt[pk], ts < deleted { resurrected.append(pk) } else { extra.append(pk) }
+        }
+        func finding(_ kind: ReplicaFinding.Kind, _ pks: [PrimaryKey], _ evidence: String) -> ReplicaFinding? {
+            guard !pks.isEmpty else { return nil }
+            let sorted = pks.sorted()
+            return ReplicaFinding(
+                kind: kind, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
+                pks: Array(sorted.prefix(witnessLimit)), pkCount: pks.count, timestamp: timestamp, evidence: evidence)
+        }
+        let expectedCount = expected.count
+        let servedCount = served.count
+        return [
+            finding(
+                .missing, missing,
+                "\(missing.count) of \(expectedCount) pks live in the log at T are not served "
+                    + "(replica serves \(servedCount))"),
+            finding(.resurrected, resurrected, "\(resurrected.count) pks deleted in the log before T are served"),
+            finding(.stale, stale, "\(stale.count) pks served with an older insert ts than the log's newest"),
+            finding(.extra, extra, "\(extra.count) pks/versions served that the log never produced"),
+        ].compactMap { $0 }
+    }
+
+    /// Replica-vs-replica: pks served by one and not the other (or with different ts).
+    public static func divergence(collectionID: Int64, timestamp: UInt64, _ a: Replica, _ b: Replica) -> ReplicaFinding?
+    {
+        let left = Set(a.rows)
+        let right = Set(b.rows)
+        let differing = Set(left.symmetricDifference(right).map(\.pk))
+        guard !differing.isEmpty else { return nil }
+        return ReplicaFinding(
+            kind: .replicaDivergence, collectionID: collectionID, replicaID: a.id, nodeIDs: a.nodeIDs + b.nodeIDs,
+            pks: Array(differing.sorted().prefix(witnessLimit)), pkCount: differing.count, timestamp: timestamp,
+            evidence:
+                "replicas \(a.id) (\(left.count) rows) and \(b.id) (\(right.count) rows) differ on \(differing.count) pks"
+        )
+    }
+}

@@ -1,0 +1,55 @@
+import Testing
+
+@testable import Auditor
+
+@Suite("Replica comparison")
+struct ReplicaComparisonTests {
+    let t: UInt64 = 100
+
+    func rows(_ pairs: [(Int64, UInt64)]) -> [ShadowStore.LiveRow] {
+        pairs.map { ShadowStore.LiveRow(pk: .int($0.0), ts: $0.1, rowHash: 0) }
+    }
+
+    func served(_ pairs: [(Int64, UInt64)]) -> ReplicaComparison.Replica {
+        ReplicaComparison.Replica(id: 7, nodeIDs: [3], rows: pairs.map { ReplicaRow(pk: .int($0.0), ts: $0.1) })
+    }
+
+    @Test func aHealthyReplicaHasNoFindings() {
+        let findings = ReplicaComparison.compare(
+            collectionID: 1, timestamp: t, shadowRows: rows([(1, 10), (2, 20), (3, 150)]),
+            tombstones: [DeletedKey(pk: .int(4), ts: 50)], replica: served([(1, 10), (2, 20)]))
+        #expect(findings.isEmpty)  // pk 3 was inserted after T, pk 4 deleted before T
+    }
+
+    @Test func eachKindIsNamedWithItsPks() {
+        let findings = ReplicaComparison.compare(
+            collectionID: 1, timestamp: t,
+            shadowRows: rows([(1, 10), (2, 20), (3, 30), (5, 60), (5, 40)]),
+            tombstones: [DeletedKey(pk: .int(4), ts: 50), DeletedKey(pk: .int(6), ts: 120)],
+            replica: served([(1, 10), (3, 25), (4, 45), (5, 60), (9, 90)]))
+        let byKind = Dictionary(uniqueKeysWithValues: findings.map { ($0.kind, $0) })
+        #expect(byKind[.missing]?.pks == [.int(2)])
+        #expect(byKind[.stale]?.pks == [.int(3)])
+        #expect(byKind[.resurrected]?.pks == [.int(4)])
+        #expect(byKind[.extra]?.pks == [.int(9)])
+        #expect(findings.allSatisfy { $0.replicaID == 7 && $0.nodeIDs == [3] && $0.timestamp == t })
+        // a duplicate pk (two live versions) is served once, newest version: not a finding
+        #expect(byKind[.missing]?.pkCount == 1)
+    }
+
+    @Test func witnessesAreCappedButCounted() {
+        let shadow = rows((0..<100).map { (Int64($0), 10) })
+        let findings = ReplicaComparison.compare(
+            collectionID: 1, timestamp: t, shadowRows: shadow, tombstones: [], replica: served([]))
+        #expect(findings.first?.pks.count == ReplicaComparison.witnessLimit)
+        #expect(findings.first?.pkCount == 100)
+    }
+
+    @Test func replicasThatDisagreeAreReported() {
+        let a = served([(1, 10), (2, 20)])
+        var b = served([(1, 10)])
+        b.id = 8
+        #expect(ReplicaComparison.divergence(collectionID: 1, timestamp: t, a, b)?.pks == [.int(2)])
+        #expect(ReplicaComparison.divergence(collectionID: 1, timestamp: t, a, a) == nil)
+    }
+}
