@@ -51,6 +51,8 @@ extension Application {
             do {
                 schema = try await client.describeCollection(id: collection.id)
                 replicas = try await reader.replicas(collectionID: collection.id)
+            } catch let error as GRPCError where error.message.contains("replica not found") {
+                continue  // not loaded: no replica serves it, nothing to audit
             } catch {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): \(error)")
                 continue
