@@ -39,7 +39,7 @@ def test_frozen_broker_is_reported_then_nothing_is_skipped_or_duplicated(tmp_pat
         subprocess.run([CLUSTER, "freeze", "kafka"], check=True)
         time.sleep(12)  # > socket.timeout.ms: requests time out, librdkafka reports the broker down
         subprocess.run([CLUSTER, "thaw", "kafka"], check=True)
-        time.sleep(8)
+        time.sleep(12)  # a rediscovery round (every 5 s) after the thaw notices the broker is back
     finally:
         subprocess.run([CLUSTER, "thaw", "kafka"], check=False)
         follower.send_signal(signal.SIGTERM)

@@ -57,14 +57,32 @@ extension Application {
         var lastDiscovery = ContinuousClock.now
         var lastProgress = ContinuousClock.now
         var lastPurge = ContinuousClock.now - .seconds(3600)
+        var unreachableSince: ContinuousClock.Instant?
         while !stop.isStopped && !Task.isCancelled {
             if options.once && ingester.caughtUp { break }
             try await ingester.step()
             let now = ContinuousClock.now
             if !options.once, now - lastDiscovery > .seconds(5) {
-                try await ingester.start()  // picks up pchannels created since
-                try await ingester.checkWatermarks()  // a wiped or truncated log, even if the broker says nothing
                 lastDiscovery = now
+                do {
+                    try await ingester.start()  // picks up pchannels created since
+                    try await ingester.checkWatermarks()  // a wiped or truncated log, even if the broker is silent
+                    if let since = unreachableSince {
+                        configuration.logger.error(
+                            "kafka reachable again",
+                            metadata: ["kafka.outage_seconds": "\((now - since).secondsValue)"])
+                        unreachableSince = nil
+                    }
+                } catch let error as KafkaError where error.isRetriable {
+                    // The broker is down or frozen: report it, keep what is committed, try again.
+                    if unreachableSince == nil { unreachableSince = now }
+                    configuration.logger.error(
+                        "kafka unreachable",
+                        metadata: [
+                            "kafka.error": "\(error)",
+                            "kafka.outage_seconds": "\((now - (unreachableSince ?? now)).secondsValue)",
+                        ])
+                }
             }
             if now - lastProgress > .seconds(2) {
                 progress?(ingester.stats)
