@@ -48,6 +48,11 @@ struct ConnectionOptions: ParsableArguments {
             ?? "auditd-state"
     }
 
+    /// The Milvus proxy: the subcommand's --milvus, else the config file's `milvus`.
+    func milvusTarget(_ flag: String?) -> String? {
+        flag ?? (try? file())?.values["milvus"]
+    }
+
     func configuration() -> AuditorConfiguration {
         let file = (try? file()) ?? ConfigFile()
         var logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }
@@ -193,7 +198,7 @@ struct Run: AsyncParsableCommand {
         let options = RunOptions(
             stateDirectory: connection.stateDirectory(state), once: once,
             shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)),
-            milvus: milvus ?? (try? connection.file())?.values["milvus"])
+            milvus: connection.milvusTarget(milvus))
         try await oneLineErrors("run") {
             let stats = try await app.run(options, stop: stop) { stats in
                 let line =
@@ -289,7 +294,7 @@ struct Bootstrap: AsyncParsableCommand {
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
-        let target = milvus ?? (try? connection.file())?.values["milvus"] ?? "127.0.0.1:19530"
+        let target = connection.milvusTarget(milvus) ?? "127.0.0.1:19530"
         try await oneLineErrors("bootstrap") {
             let result = try await app.bootstrap(
                 collection: collection, milvus: target, stateDirectory: connection.stateDirectory(state)
@@ -345,7 +350,7 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
-        let target = milvus ?? (try? connection.file())?.values["milvus"] ?? "127.0.0.1:19530"
+        let target = connection.milvusTarget(milvus) ?? "127.0.0.1:19530"
         let directory = connection.stateDirectory(state)
         var code: Int32 = 0
         try await oneLineErrors("audit") {

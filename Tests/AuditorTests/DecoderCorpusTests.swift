@@ -7,17 +7,6 @@ import Testing
 /// Thousands of malformed inputs thrown at the decoder: none may crash it, none may vanish.
 @Suite("Decoder corpus")
 struct DecoderCorpusTests {
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func validMessages() -> [[UInt8]] {
         var tick = Milvus_Proto_Msg_TimeTickMsg()
         tick.base = Fixtures.base(.timeTick)

@@ -47,11 +47,7 @@ enum Fixtures {
     }
 
     /// Packed little-endian floats, as a Milvus FloatArray carries them on the wire.
-    static func floatBytes(_ values: [Float]) -> Data {
-        var data = Data()
-        for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-        return data
-    }
+    static func floatBytes(_ values: [Float]) -> Data { PackedFloats.encode(values) }
 
     static func json(_ id: Int64, _ values: [String], dynamic: Bool = false) -> Milvus_Proto_Schema_FieldData {
         var f = field(id, .json, name: dynamic ? "$meta" : "")

@@ -168,7 +168,7 @@ struct ShadowTests {
     }
 
     @Test func bucketsIncrementalEqualsRecomputedUnderRandomOps() async throws {
-        var rng = DecoderCorpusTests.SplitMix64(state: 9)
+        var rng = SplitMix64(state: 9)
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)
         let store = try ShadowStore.inMemory(configuration: ShadowConfiguration(buckets: 64))

@@ -108,7 +108,7 @@ extension Application {
             let (first, firstUnavailable) = await readAll()
             summary.replicas += first.count
             summary.rowsChecked += first.reduce(0) { $0 + $1.rows.count }
-            var suspected = findings(first) + firstUnavailable
+            let suspected = findings(first) + firstUnavailable
             if suspected.isEmpty { continue }
             // Confirmation: the same cut T, read again after the settle delay.
             try await Task.sleep(for: options.settle)
@@ -124,7 +124,6 @@ extension Application {
                 if confirmed && isData { summary.confirmed.append(finding) } else { summary.suspected.append(finding) }
                 recorded.append((finding, confirmed && isData))
             }
-            suspected = []
         }
         try store.recordAudit(
             collections: audited, findings: recorded, nowMs: Int64(Date().timeIntervalSince1970 * 1000))

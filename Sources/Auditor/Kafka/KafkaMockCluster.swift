@@ -7,7 +7,6 @@ public final class KafkaMockCluster: @unchecked Sendable {
     private let producer: KafkaProducer
     private let cluster: OpaquePointer
     public let bootstrapServers: String
-    private let logger: Logger
 
     public init(brokers: Int32 = 1, logger: Logger = Logger(label: "auditd.kafka.mock")) throws(KafkaError) {
         // The producer is created against the mock cluster that it itself hosts.
@@ -18,7 +17,6 @@ public final class KafkaMockCluster: @unchecked Sendable {
         let servers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         self.cluster = cluster
         bootstrapServers = servers
-        self.logger = logger
         ownerHandle = owner
         producer = try KafkaProducer(brokers: servers, logger: logger)
     }

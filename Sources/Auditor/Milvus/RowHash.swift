@@ -35,12 +35,6 @@ struct RowHashBuilder {
         bytes.append(contentsOf: raw)
     }
 
-    /// A complete field whose value is given as raw bytes.
-    mutating func appendField(fieldID: Int64, type: Int32, value: UnsafeRawBufferPointer) {
-        appendFieldHeader(fieldID: fieldID, type: type, length: value.count)
-        bytes.append(contentsOf: value)
-    }
-
     var hash: UInt64 {
         bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
     }

@@ -31,7 +31,7 @@ public struct SyntheticLog: Sendable {
     /// Every record of the log, in write order.
     public func records() -> [Record] {
         var records: [Record] = []
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(state: seed)
         var ms: Int64 = 1_800_000_000_000
         var logical: UInt64 = 0
         func nextTs() -> UInt64 {
@@ -94,12 +94,8 @@ public struct SyntheticLog: Sendable {
             vectorField.fieldID = 101
             vectorField.type = .floatVector
             vectorField.vectors.dim = 8
-            var bytes = Data(capacity: pks.count * 32)
-            for _ in 0..<(pks.count * 8) {
-                let value = Float(rng.next() % 10_000) / 100
-                withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            }
-            vectorField.vectors.floatVector.data = bytes
+            let values = (0..<(pks.count * 8)).map { _ in Float(rng.next() % 10_000) / 100 }
+            vectorField.vectors.floatVector.data = PackedFloats.encode(values)
             request.fieldsData = [pkField, vectorField]
             return request
         }
@@ -176,15 +172,26 @@ public struct SyntheticLog: Sendable {
         return records
     }
 
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+}
+
+/// SplitMix64: a small seeded generator, so synthetic logs and test corpora are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Float vectors as a Milvus FloatArray carries them on the wire: packed little-endian binary32.
+enum PackedFloats {
+    static func encode(_ values: [Float]) -> Data {
+        var data = Data(capacity: values.count * 4)
+        for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        return data
     }
 }
 

@@ -150,8 +150,15 @@ public final class ShadowIngester {
         for event in events {
             switch event {
             case .record(let record):
-                guard record.partition == 0, channels[record.topic] != nil else { continue }
+                guard record.partition == 0, let channel = channels[record.topic] else { continue }
                 stats.records += 1
+                // Already applied before a restart, or delivered twice: skip it before paying for a decode.
+                if channel.checkpoint.applied.contains(record.offset) || channel.bufferedOffsets.contains(record.offset)
+                {
+                    stats.skippedAlreadyApplied += 1
+                    touched.insert(record.topic)
+                    continue
+                }
                 var message = decoder.decode(record)
                 if let schemaSource, let unknown = Self.inferredCollection(message), !lookedUp.contains(unknown) {
                     // First seen through data: ask Milvus for the schema, then decode the record again exactly.
@@ -207,10 +214,6 @@ public final class ShadowIngester {
         guard var channel = channels[record.topic] else { return nil }
         defer { channels[record.topic] = channel }
         let offset = record.offset
-        if channel.checkpoint.applied.contains(offset) || channel.bufferedOffsets.contains(offset) {
-            stats.skippedAlreadyApplied += 1
-            return nil
-        }
         if offset > channel.checkpoint.nextOffset {
             let finding = LogFinding(
                 kind: .logGap, pchannel: record.topic, fromOffset: channel.checkpoint.nextOffset, toOffset: offset,

@@ -70,7 +70,7 @@ public final class GRPCClient: Sendable {
         ]
         framed += payload
         let exchange = Exchange()
-        let ms = max(1, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        let ms = max(1, Int(timeout.milliseconds))
         var headerLines = [
             "content-type: application/grpc", "te: trailers", "grpc-timeout: \(ms)m", "user-agent: auditd",
         ]
