@@ -263,12 +263,23 @@ struct Verify: AsyncParsableCommand {
     @Option(help: "Another state directory (e.g. a fresh replay) that must hold the same rows, tombstones, buckets.")
     var against: String?
 
+    @Flag(
+        help:
+            "Replay the log from its beginning into a scratch shadow that stops where this one committed; both must be equal."
+    )
+    var replay = false
+
     func run() async throws {
         try await oneLineErrors("verify") {
-            let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
+            let directory = connection.stateDirectory(state)
+            let store = try ShadowStore.open(directory: directory, create: false)
             var problems = try store.verify()
             if let against {
                 problems += try store.differences(from: ShadowStore.open(directory: against, create: false))
+            }
+            if replay {
+                problems += try await buildApplication(connection.configuration()).replayDifferences(
+                    stateDirectory: directory)
             }
             for problem in problems { print("verify: \(problem)") }
             if !problems.isEmpty { throw ExitCode(1) }

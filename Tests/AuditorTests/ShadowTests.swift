@@ -197,6 +197,29 @@ struct ShadowTests {
         #expect(Set(try fresh.liveRows(collectionID: 4455)) == Set(try store.liveRows(collectionID: 4455)))
     }
 
+    @Test func aReplayStopsExactlyAtTheGivenTimeTick() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10)  // offset 0
+        w.tick(20)  // 1
+        w.insert([3], ts: 30)  // 2
+        w.delete([1], ts: 31)  // 3
+        w.insert([5], ts: 45)  // 4: after the tick below in ts, belongs to the next window
+        w.tick(40)  // 5
+        w.insert([4], ts: 50)  // 6
+        w.tick(60)  // 7
+        for (stop, expected) in [(5, [2: [10], 3: [30]]), (-1, [:]), (1, [1: [10], 2: [10]])] as [(Int64, [Int64: [UInt64]])] {
+            let store = try ShadowStore.inMemory()
+            let ingester = ShadowIngester(
+                log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger,
+                stopAfterTick: ["by-dev-rootcoord-dml_0": stop])
+            try await ingester.start()
+            while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+            #expect(try live(store) == expected, "stop after offset \(stop)")
+            #expect(try store.checkpoints()["by-dev-rootcoord-dml_0"]?.tickOffset ?? -1 == stop)
+        }
+    }
+
     @Test func reappliedRecordsAreNoOps() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

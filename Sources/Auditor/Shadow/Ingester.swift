@@ -27,7 +27,13 @@ public final class ShadowIngester {
         var reachedEnd = false
         var raw: [Int64: [UInt8]] = [:]
         var findings: [LogFinding] = []
-        var done: Bool { checkpoint.nextOffset >= target && reachedEnd }
+        /// A replay that must stop exactly where another shadow committed: the offset of the last time
+        /// tick to apply (-1: apply nothing). Records after it are not read.
+        var stopAfterTick: Int64?
+        var done: Bool {
+            if let stop = stopAfterTick { return checkpoint.tickOffset >= stop }
+            return checkpoint.nextOffset >= target && reachedEnd
+        }
     }
 
     private let log: any KafkaLog
@@ -36,6 +42,7 @@ public final class ShadowIngester {
     private let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)?
     private var lookedUp: Set<Int64> = []
     private let topicPrefix: String
+    private let stopAfterTick: [String: Int64]?
     private let logger: Logger
     private var decoder = WALDecoder()
     private var channels: [String: Channel] = [:]
@@ -43,8 +50,10 @@ public final class ShadowIngester {
 
     public init(
         log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger,
-        schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = nil
+        schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = nil,
+        stopAfterTick: [String: Int64]? = nil
     ) {
+        self.stopAfterTick = stopAfterTick
         self.log = log
         self.store = store
         self.schemaSource = schemaSource
@@ -110,6 +119,7 @@ public final class ShadowIngester {
             }
             var channel = Channel(checkpoint: checkpoint)
             channel.target = marks.high
+            channel.stopAfterTick = stopAfterTick.map { $0[topic] ?? -1 }
             channel.reachedEnd = checkpoint.resumeOffset >= marks.high
             channels[topic] = channel
             positions.append(TopicPosition(topic: topic, offset: .exact(checkpoint.resumeOffset)))
@@ -151,6 +161,7 @@ public final class ShadowIngester {
             switch event {
             case .record(let record):
                 guard record.partition == 0, let channel = channels[record.topic] else { continue }
+                if let stop = channel.stopAfterTick, channel.checkpoint.tickOffset >= stop { continue }
                 stats.records += 1
                 // Already applied before a restart, or delivered twice: skip it before paying for a decode.
                 if channel.checkpoint.applied.contains(record.offset) || channel.bufferedOffsets.contains(record.offset)

@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+
+extension Application {
+    /// `auditd verify --replay`: replays the log from its beginning into a new, temporary shadow that stops
+    /// on every pchannel exactly at the time tick the given shadow last committed, and returns how the two
+    /// differ (empty: the shadow is what a fresh replay to the same positions builds).
+    public func replayDifferences(stateDirectory: String) async throws -> [String] {
+        let store = try ShadowStore.open(directory: stateDirectory, create: false)
+        let checkpoints = try store.checkpoints()
+        if let replaced = checkpoints.values.first(where: { $0.epoch > 0 }) {
+            throw ShadowError(
+                message: "cannot replay: the log of \(replaced.pchannel) was replaced since (epoch \(replaced.epoch))")
+        }
+        if let seeded = try store.summary().collections.first(where: { $0.history == "bootstrapped" }) {
+            throw ShadowError(message: "cannot replay: collection \(seeded.name) was bootstrapped from Milvus")
+        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "auditd-replay-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let fresh = try ShadowStore.open(directory: scratch, create: true)
+        let ingester = ShadowIngester(
+            log: try makeKafkaLog(), store: fresh, topicPrefix: configuration.topicPrefix,
+            logger: configuration.logger, stopAfterTick: checkpoints.mapValues(\.tickOffset))
+        try await ingester.start()
+        var idle = 0
+        while !ingester.caughtUp {
+            // a log that ends before the committed tick cannot reproduce it: give up after 30 s of silence
+            idle = try await ingester.step() == 0 ? idle + 1 : 0
+            if idle > 150 { throw ShadowError(message: "cannot replay: the log ends before the shadow's positions") }
+        }
+        return try store.differences(from: fresh)
+    }
+}
