@@ -208,7 +208,9 @@ struct ShadowTests {
         w.tick(40)  // 5
         w.insert([4], ts: 50)  // 6
         w.tick(60)  // 7
-        for (stop, expected) in [(5, [2: [10], 3: [30]]), (-1, [:]), (1, [1: [10], 2: [10]])] as [(Int64, [Int64: [UInt64]])] {
+        for (stop, expected) in [(5, [2: [10], 3: [30]]), (-1, [:]), (1, [1: [10], 2: [10]])]
+            as [(Int64, [Int64: [UInt64]])]
+        {
             let store = try ShadowStore.inMemory()
             let ingester = ShadowIngester(
                 log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: logger,
