@@ -54,6 +54,7 @@ extension Application {
             log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger,
             schemaSource: schemaSource)
         try await ingester.start()
+        try store.recordKafkaOutage(sinceMs: nil)
         var lastDiscovery = ContinuousClock.now
         var lastProgress = ContinuousClock.now
         var lastPurge = ContinuousClock.now - .seconds(3600)
@@ -68,6 +69,7 @@ extension Application {
                     try await ingester.start()  // picks up pchannels created since
                     try await ingester.checkWatermarks()  // a wiped or truncated log, even if the broker is silent
                     if let since = unreachableSince {
+                        try store.recordKafkaOutage(sinceMs: nil)
                         configuration.logger.error(
                             "kafka reachable again",
                             metadata: ["kafka.outage_seconds": "\((now - since).secondsValue)"])
@@ -75,7 +77,10 @@ extension Application {
                     }
                 } catch let error as KafkaError where error.isRetriable {
                     // The broker is down or frozen: report it, keep what is committed, try again.
-                    if unreachableSince == nil { unreachableSince = now }
+                    if unreachableSince == nil {
+                        unreachableSince = now
+                        try store.recordKafkaOutage(sinceMs: Int64(Date().timeIntervalSince1970 * 1000))
+                    }
                     configuration.logger.error(
                         "kafka unreachable",
                         metadata: [

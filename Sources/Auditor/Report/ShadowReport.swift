@@ -63,7 +63,9 @@ public enum ShadowReport {
         }
         return "{\"collections\":[\(collections.joined(separator: ","))],"
             + "\"pchannels\":[\(pchannels.joined(separator: ","))],"
-            + "\"findings\":[\(findings.joined(separator: ","))],\"quarantined\":\(s.quarantined)}"
+            + "\"findings\":[\(findings.joined(separator: ","))],\"quarantined\":\(s.quarantined),"
+            + "\"kafka\":{\"reachable\":\(s.kafkaUnreachableSinceMs == nil),"
+            + "\"unreachable_since_ms\":\(s.kafkaUnreachableSinceMs.map(String.init) ?? "null")}}"
     }
 
     public static func text(_ s: ShadowSummary, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
@@ -75,6 +77,11 @@ public enum ShadowReport {
                 + "\(c.duplicatePKs) duplicate pks, \(c.tombstones) tombstones, history \(c.history)"
             if let t = c.taintedFrom { line += ", TAINTED from \(t.pchannel)@\(t.offset)" }
             lines.append(line)
+        }
+        if let since = s.kafkaUnreachableSinceMs {
+            lines.append(
+                "kafka: UNREACHABLE since \(HybridTimestamp.iso8601(HybridTimestamp.compose(milliseconds: since))) "
+                    + "(\(max(0, nowMs - since) / 1000) s)")
         }
         lines.append("pchannels:")
         for p in s.pchannels {

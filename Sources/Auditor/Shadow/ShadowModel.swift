@@ -133,4 +133,6 @@ public struct ShadowSummary: Sendable {
     public var pchannels: [ChannelCheckpoint]
     public var findings: [Finding]
     public var quarantined: Int
+    /// Set while `run` cannot reach the broker: since when (Unix ms).
+    public var kafkaUnreachableSinceMs: Int64? = nil
 }

@@ -110,14 +110,28 @@ extension ShadowStore {
                     ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) })
             }
             let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
+            let outage = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'kafka_unreachable_since_ms'")
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
-                findings: findings, quarantined: quarantined)
+                findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) })
         }
     }
 }
 
 extension ShadowStore {
+    /// Records that `run` cannot reach the broker since `sinceMs` (nil: reachable), for `report`.
+    public func recordKafkaOutage(sinceMs: Int64?) throws {
+        try writer.write { db in
+            if let sinceMs {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('kafka_unreachable_since_ms', ?)",
+                    arguments: [String(sinceMs)])
+            } else {
+                try db.execute(sql: "DELETE FROM meta WHERE key = 'kafka_unreachable_since_ms'")
+            }
+        }
+    }
+
     /// Replaces the replica findings of the audited collections by this round's.
     public func recordAudit(
         collections: [Int64], findings: [(finding: ReplicaFinding, confirmed: Bool)], nowMs: Int64
