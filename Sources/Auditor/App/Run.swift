@@ -102,6 +102,7 @@ extension Application {
                 lastPurge = now
             }
         }
+        try await ingester.flush()
         progress?(ingester.stats)
         return ingester.stats
     }

@@ -51,6 +51,8 @@ public protocol KafkaLog: Sendable {
     func listTopics(timeout: Duration) async throws -> [String]
     func watermarks(topic: String, partition: Int32, timeout: Duration) async throws -> Watermarks
     /// Watermarks seen in the last fetch response (exact even where ListOffsets is not), if any.
+    /// Watermarks of many topics at once; a topic missing from the answer could not be queried.
+    func watermarks(topics: [String], partition: Int32, timeout: Duration) async throws -> [String: Watermarks]
     func fetchedWatermarks(topic: String, partition: Int32) -> Watermarks?
     func assign(_ positions: [TopicPosition]) throws
     func unassign(_ positions: [TopicPosition]) throws
@@ -59,6 +61,12 @@ public protocol KafkaLog: Sendable {
 }
 
 extension KafkaLog {
+    public func watermarks(topics: [String], partition: Int32, timeout: Duration) async throws -> [String: Watermarks] {
+        var result: [String: Watermarks] = [:]
+        for topic in topics { result[topic] = try await watermarks(topic: topic, partition: partition, timeout: timeout) }
+        return result
+    }
+
     /// Topics named `<prefix>_<N>` (Milvus pchannels), sorted by N.
     public func pchannelTopics(prefix: String, timeout: Duration = .seconds(10)) async throws -> [String] {
         try await listTopics(timeout: timeout).compactMap { name -> (Int, String)? in
@@ -118,6 +126,15 @@ public final class KafkaLogReader: KafkaLog {
         let ms = timeout.milliseconds
         return try await offPool { () throws(KafkaError) in
             try handle.queryWatermarks(topic: topic, partition: partition, timeoutMs: ms)
+        }
+    }
+
+    public func watermarks(topics: [String], partition: Int32 = 0, timeout: Duration) async throws -> [String: Watermarks] {
+        try checkFatal()
+        let handle = handle
+        let ms = timeout.milliseconds
+        return try await offPool { () throws(KafkaError) in
+            try handle.queryWatermarks(topics: topics, partition: partition, timeoutMs: ms)
         }
     }
 

@@ -230,6 +230,35 @@ final class RdKafkaHandle: @unchecked Sendable {
         return Watermarks(low: low, high: high)
     }
 
+    /// Blocking: the watermarks of partition `partition` of many topics in two ListOffsets requests per
+    /// broker (earliest, latest) instead of two per topic. A topic whose query failed is absent.
+    func queryWatermarks(topics: [String], partition: Int32, timeoutMs: Int32) throws(KafkaError) -> [String: Watermarks] {
+        guard !topics.isEmpty else { return [:] }
+        func listOffsets(_ special: Int64) throws(KafkaError) -> [String: Int64] {
+            guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else { return [:] }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for topic in topics {
+                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = special
+            }
+            let result = rd_kafka_offsets_for_times(pointer, list, timeoutMs)
+            guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.from(code: result) }
+            var offsets: [String: Int64] = [:]
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR, element.offset >= 0 else { continue }
+                offsets[String(cString: element.topic)] = element.offset
+            }
+            return offsets
+        }
+        let low = try listOffsets(Int64(RD_KAFKA_OFFSET_BEGINNING))
+        let high = try listOffsets(Int64(RD_KAFKA_OFFSET_END))
+        var result: [String: Watermarks] = [:]
+        for topic in topics {
+            if let l = low[topic], let h = high[topic] { result[topic] = Watermarks(low: l, high: h) }
+        }
+        return result
+    }
+
     /// Non-blocking: the watermarks from the last fetch response of an assigned partition.
     func fetchedWatermarks(topic: String, partition: Int32) -> Watermarks? {
         var low: Int64 = -1

@@ -15,6 +15,7 @@ public final class ShadowIngester {
         public var undecodable = 0
         public var findings = 0
         /// Wall time spent in shadow commits and in polling the log (for benchmarks).
+        /// Time spent waiting for commits (they overlap with the next poll).
         public var commitSeconds = 0.0
         public var pollSeconds = 0.0
     }
@@ -45,6 +46,9 @@ public final class ShadowIngester {
     private let stopAfterTick: [String: Int64]?
     private let logger: Logger
     private var decoder = WALDecoder()
+    /// Commits run here, one at a time and in order, while the next poll is read and decoded.
+    private let committer = DispatchQueue(label: "auditd.shadow.commit")
+    private var inflight: Task<Void, any Error>?
     private var channels: [String: Channel] = [:]
     public private(set) var stats = Stats()
 
@@ -63,9 +67,17 @@ public final class ShadowIngester {
 
     /// Discovers pchannels, checks every stored position against the broker's log and starts reading.
     public func start() async throws {
+        try await flush()
         let stored = try store.checkpoints()
-        for topic in try await log.pchannelTopics(prefix: topicPrefix) where channels[topic] == nil {
-            try await open(topic, stored: stored[topic])
+        let new = try await log.pchannelTopics(prefix: topicPrefix).filter { channels[$0] == nil }
+        let marks = try await log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
+        for topic in new {
+            guard let marks = marks[topic] else {
+                // this topic's offsets could not be listed (yet): ask once more on its own, errors included
+                try await open(topic, stored: stored[topic])
+                continue
+            }
+            try await open(topic, stored: stored[topic], marks: marks)
         }
     }
 
@@ -79,11 +91,16 @@ public final class ShadowIngester {
         try await open(topic, stored: known)
     }
 
-    private func open(_ topic: String, stored: ChannelCheckpoint?) async throws {
+    private func open(_ topic: String, stored: ChannelCheckpoint?, marks known: Watermarks? = nil) async throws {
         var positions: [TopicPosition] = []
         var pending: [ShadowBatch] = []
         do {
-            let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+            let marks: Watermarks
+            if let known {
+                marks = known
+            } else {
+                marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+            }
             var checkpoint = stored ?? ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
             var findings: [LogFinding] = []
             if let old = stored, marks.high < old.nextOffset {
@@ -124,7 +141,8 @@ public final class ShadowIngester {
             channels[topic] = channel
             positions.append(TopicPosition(topic: topic, offset: .exact(checkpoint.resumeOffset)))
         }
-        try store.commit(pending)
+        try await submit(pending)
+        try await flush()
         if !positions.isEmpty { try log.assign(positions) }
     }
 
@@ -134,9 +152,9 @@ public final class ShadowIngester {
     /// fetch beyond the end of a replaced log with nothing at all instead of OFFSET_OUT_OF_RANGE, so a
     /// follower must look: a log that now ends before what auditd consumed is a regression.
     public func checkWatermarks() async throws {
+        let all = try await log.watermarks(topics: channels.keys.sorted(), partition: 0, timeout: .seconds(10))
         for topic in channels.keys.sorted() {
-            guard let channel = channels[topic] else { continue }
-            let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+            guard let channel = channels[topic], let marks = all[topic] else { continue }
             if marks.high < channel.checkpoint.nextOffset || marks.low > channel.checkpoint.nextOffset {
                 try await recheck(topic)
             } else {
@@ -204,14 +222,30 @@ public final class ShadowIngester {
             }
             channels[topic] = channel
         }
-        if !batches.isEmpty {
-            let commitStart = ContinuousClock.now
-            try store.commit(batches)
-            stats.commits += 1
-            stats.commitSeconds += (ContinuousClock.now - commitStart).secondsValue
-        }
+        try await submit(batches)
+        // Nothing more to read right now (or done): make everything read so far durable before returning.
+        if events.isEmpty || caughtUp { try await flush() }
         for topic in outOfRange.sorted() { try await recheck(topic) }
         return events.count
+    }
+
+    /// Hands batches to the committer once the previous commit is durable (one in flight, in order).
+    private func submit(_ batches: [ShadowBatch]) async throws {
+        guard !batches.isEmpty else { return }
+        try await flush()
+        let store = store
+        let committer = committer
+        inflight = Task { try await store.commit(batches, on: committer) }
+        stats.commits += 1
+    }
+
+    /// Waits for the commit in flight. After it returns, everything `step()` read is in the shadow.
+    public func flush() async throws {
+        guard let task = inflight else { return }
+        inflight = nil
+        let waitStart = ContinuousClock.now
+        try await task.value
+        stats.commitSeconds += (ContinuousClock.now - waitStart).secondsValue
     }
 
     /// The collection of an insert decoded without a schema (pk inferred).

@@ -176,6 +176,20 @@ public final class ShadowStore: Sendable {
         try commit([batch])
     }
 
+    /// `commit(_:)` on `queue` instead of the caller's (cooperative) thread: SQLite blocks on disk syncs.
+    public func commit(_ batches: [ShadowBatch], on queue: DispatchQueue) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            queue.async {
+                do {
+                    try self.commit(batches)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
     /// Applies several batches (in order) in one transaction.
     public func commit(_ batches: [ShadowBatch]) throws {
         guard !batches.isEmpty else { return }
