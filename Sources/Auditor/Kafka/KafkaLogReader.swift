@@ -63,7 +63,9 @@ public protocol KafkaLog: Sendable {
 extension KafkaLog {
     public func watermarks(topics: [String], partition: Int32, timeout: Duration) async throws -> [String: Watermarks] {
         var result: [String: Watermarks] = [:]
-        for topic in topics { result[topic] = try await watermarks(topic: topic, partition: partition, timeout: timeout) }
+        for topic in topics {
+            result[topic] = try await watermarks(topic: topic, partition: partition, timeout: timeout)
+        }
         return result
     }
 
@@ -129,7 +131,9 @@ public final class KafkaLogReader: KafkaLog {
         }
     }
 
-    public func watermarks(topics: [String], partition: Int32 = 0, timeout: Duration) async throws -> [String: Watermarks] {
+    public func watermarks(topics: [String], partition: Int32 = 0, timeout: Duration) async throws -> [String:
+        Watermarks]
+    {
         try checkFatal()
         let handle = handle
         let ms = timeout.milliseconds

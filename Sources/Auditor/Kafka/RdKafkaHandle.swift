@@ -232,7 +232,9 @@ final class RdKafkaHandle: @unchecked Sendable {
 
     /// Blocking: the watermarks of partition `partition` of many topics in two ListOffsets requests per
     /// broker (earliest, latest) instead of two per topic. A topic whose query failed is absent.
-    func queryWatermarks(topics: [String], partition: Int32, timeoutMs: Int32) throws(KafkaError) -> [String: Watermarks] {
+    func queryWatermarks(topics: [String], partition: Int32, timeoutMs: Int32) throws(KafkaError) -> [String:
+        Watermarks]
+    {
         guard !topics.isEmpty else { return [:] }
         func listOffsets(_ special: Int64) throws(KafkaError) -> [String: Int64] {
             guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else { return [:] }
