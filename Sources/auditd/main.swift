@@ -11,6 +11,12 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]. Default: $AUDITD_BROKERS or 127.0.0.1:9092.")
     var brokers: String?
 
+    @Option(help: "Milvus proxy gRPC HOST:PORT (default 127.0.0.1:19530).")
+    var milvus: String?
+
+    @Option(help: "State directory holding the shadow. Default: $AUDITD_STATE or ./auditd-state.")
+    var state: String?
+
     @Option(help: "Milvus DML topic prefix (pchannels are PREFIX_0 … PREFIX_N).")
     var topicPrefix: String?
 
@@ -35,6 +41,9 @@ struct ConnectionOptions: ParsableArguments {
         for property in kafkaProperties + file.kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property: '\(property)' is not KEY=VALUE")
         }
+        if let milvus = milvus ?? file.values["milvus"], !milvus.contains(":") {
+            throw ValidationError("--milvus: '\(milvus)' is not HOST:PORT")
+        }
         if let brokers = brokers ?? file.values["brokers"],
             brokers.split(separator: ",").contains(where: { !$0.contains(":") })
         {
@@ -43,14 +52,19 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// The state directory: --state, else the config file's `state`, else $AUDITD_STATE, else ./auditd-state.
-    func stateDirectory(_ flag: String?) -> String {
-        flag ?? (try? file())?.values["state"] ?? ProcessInfo.processInfo.environment["AUDITD_STATE"]
+    func stateDirectory() -> String {
+        state ?? (try? file())?.values["state"] ?? ProcessInfo.processInfo.environment["AUDITD_STATE"]
             ?? "auditd-state"
     }
 
-    /// The Milvus proxy: the subcommand's --milvus, else the config file's `milvus`.
-    func milvusTarget(_ flag: String?) -> String? {
-        flag ?? (try? file())?.values["milvus"]
+    /// The Milvus proxy: --milvus, else the config file's `milvus`, else 127.0.0.1:19530.
+    func milvusTarget() -> String {
+        milvusSchemaSource() ?? "127.0.0.1:19530"
+    }
+
+    /// `run` asks Milvus for schemas only when told where it is (--milvus or the config file).
+    func milvusSchemaSource() -> String? {
+        milvus ?? (try? file())?.values["milvus"]
     }
 
     func configuration() -> AuditorConfiguration {
@@ -168,9 +182,6 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "State directory holding the shadow (created if missing).")
-    var state: String?
-
     @Flag(help: "Consume up to the high watermarks seen at start, commit and exit.")
     var once = false
 
@@ -179,9 +190,6 @@ struct Run: AsyncParsableCommand {
 
     @Option(help: "Days to keep tombstones.")
     var tombstoneDays = 7
-
-    @Option(help: "Milvus proxy gRPC HOST:PORT, asked for schemas the log no longer holds (config key: milvus).")
-    var milvus: String?
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
@@ -196,9 +204,9 @@ struct Run: AsyncParsableCommand {
         defer { signals.forEach { $0.cancel() } }
         let interactive = isatty(STDERR_FILENO) != 0
         let options = RunOptions(
-            stateDirectory: connection.stateDirectory(state), once: once,
+            stateDirectory: connection.stateDirectory(), once: once,
             shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)),
-            milvus: connection.milvusTarget(milvus))
+            milvus: connection.milvusSchemaSource())
         try await oneLineErrors("run") {
             let stats = try await app.run(options, stop: stop) { stats in
                 let line =
@@ -218,9 +226,6 @@ struct Report: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "State directory holding the shadow.")
-    var state: String?
-
     @Flag(help: "JSON instead of text.")
     var json = false
 
@@ -231,7 +236,7 @@ struct Report: AsyncParsableCommand {
         let app = buildApplication(connection.configuration())
         try await oneLineErrors("report") {
             if let rows {
-                let store = try ShadowStore.open(directory: connection.stateDirectory(state), create: false)
+                let store = try ShadowStore.open(directory: connection.stateDirectory(), create: false)
                 let out = LineWriter()
                 for row in try store.liveRows(collectionID: rows) {
                     var o = JSONLine()
@@ -243,9 +248,10 @@ struct Report: AsyncParsableCommand {
                 out.flush()
                 return
             }
-            let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory(state))
+            let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory())
             print(json ? ShadowReport.json(summary) : ShadowReport.text(summary))
-            if summary.findings.contains(where: { $0.state == "confirmed" }) { throw ExitCode(1) }
+            let code = ShadowReport.exitCode(summary)
+            if code != 0 { throw ExitCode(code) }
         }
     }
 }
@@ -256,9 +262,6 @@ struct Verify: AsyncParsableCommand {
             "Check the shadow: bucket hashes against a recomputation; with --against, equality with another shadow.")
 
     @OptionGroup var connection: ConnectionOptions
-
-    @Option(help: "State directory holding the shadow.")
-    var state: String?
 
     @Option(help: "Another state directory (e.g. a fresh replay) that must hold the same rows, tombstones, buckets.")
     var against: String?
@@ -271,7 +274,7 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         try await oneLineErrors("verify") {
-            let directory = connection.stateDirectory(state)
+            let directory = connection.stateDirectory()
             let store = try ShadowStore.open(directory: directory, create: false)
             var problems = try store.verify()
             if let against {
@@ -294,21 +297,15 @@ struct Bootstrap: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "State directory holding the shadow.")
-    var state: String?
-
-    @Option(help: "Milvus proxy gRPC HOST:PORT (config key: milvus).")
-    var milvus: String?
-
     @Option(help: "Collection name or id.")
     var collection: String
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
-        let target = connection.milvusTarget(milvus) ?? "127.0.0.1:19530"
+        let target = connection.milvusTarget()
         try await oneLineErrors("bootstrap") {
             let result = try await app.bootstrap(
-                collection: collection, milvus: target, stateDirectory: connection.stateDirectory(state)
+                collection: collection, milvus: target, stateDirectory: connection.stateDirectory()
             ) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             print(
                 "bootstrapped \(result.name) (\(result.collectionID)): \(result.rows) rows from replica "
@@ -336,46 +333,97 @@ func oneLineErrors(_ command: String, _ body: () async throws -> Void) async thr
 
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ingest to the end of the log, read every replica at a consistent T, compare, confirm, report.")
+        abstract:
+            "Ingest to the end of the log, read every replica at a consistent T, compare, confirm; with --once, "
+            + "print the report and exit 0 (clean), 1 (confirmed findings) or 2 (could not audit).")
 
     @OptionGroup var connection: ConnectionOptions
-
-    @Option(help: "State directory holding the shadow.")
-    var state: String?
-
-    @Option(help: "Milvus proxy gRPC HOST:PORT (config key: milvus).")
-    var milvus: String?
 
     @Flag(help: "One complete round (with its confirmation re-read), then print the report and exit with its code.")
     var once = false
 
-    @Option(help: "Seconds before the confirming re-read.")
-    var settle = 10
+    @Option(help: "Seconds between rounds without --once (config key: audit-interval).")
+    var interval: Int?
+
+    @Option(help: "Seconds before the confirming re-read (config key: settle).")
+    var settle: Int?
+
+    @Option(
+        help: "Seconds a replica may stay recovering before catchup_unfinished is confirmed (config: catchup-bound).")
+    var catchupBound: Int?
+
+    @Option(help: "Seconds one round follows a recovering replica until it matches (config key: watch-limit).")
+    var watchLimit: Int?
+
+    @Option(
+        help: "Seconds one round keeps probing an unreachable replica (restarting node) (config: unreachable-grace).")
+    var unreachableGrace: Int?
+
+    @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
+    var collection: [String] = []
 
     @Flag(help: "JSON report.")
     var json = false
 
+    func seconds(_ flag: Int?, _ key: String, _ fallback: Int) throws -> Int {
+        if let flag { return flag }
+        guard let text = (try connection.file()).values[key] else { return fallback }
+        guard let value = Int(text), value >= 0 else {
+            throw ValidationError("config key '\(key)': '\(text)' is not a number of seconds")
+        }
+        return value
+    }
+
     func validate() throws {
-        guard once else { throw ValidationError("--once: only single rounds are implemented so far; pass --once") }
+        for (flag, name) in [
+            (interval, "--interval"), (settle, "--settle"), (catchupBound, "--catchup-bound"),
+            (watchLimit, "--watch-limit"), (unreachableGrace, "--unreachable-grace"),
+        ]
+        where (flag ?? 0) < 0 {
+            throw ValidationError("\(name): must not be negative")
+        }
     }
 
     func run() async throws {
         let app = buildApplication(connection.configuration())
-        let target = connection.milvusTarget(milvus) ?? "127.0.0.1:19530"
-        let directory = connection.stateDirectory(state)
+        let directory = connection.stateDirectory()
         var code: Int32 = 0
         try await oneLineErrors("audit") {
-            let summary = try await app.audit(
-                AuditOptions(stateDirectory: directory, milvus: target, settle: .seconds(settle)))
-            let report = try app.shadowSummary(stateDirectory: directory)
-            print(json ? ShadowReport.json(report) : ShadowReport.text(report))
-            var line = "audit: \(summary.collections) collections, \(summary.replicas) replicas, "
-            line += "\(summary.rowsChecked) rows checked, \(summary.confirmed.count) confirmed, "
-            line += "\(summary.suspected.count) suspected findings"
-            if !summary.notAudited.isEmpty { line += "; not audited: " + summary.notAudited.joined(separator: "; ") }
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-            code = summary.exitCode
-            if code == 0, report.findings.contains(where: { $0.state == "confirmed" }) { code = 1 }
+            let policy = AuditPolicy(
+                settle: .seconds(try seconds(settle, "settle", 10)),
+                watchLimit: .seconds(try seconds(watchLimit, "watch-limit", 60)),
+                unreachableGrace: .seconds(try seconds(unreachableGrace, "unreachable-grace", 10)),
+                catchupBound: .seconds(try seconds(catchupBound, "catchup-bound", 120)))
+            let options = AuditOptions(
+                stateDirectory: directory, milvus: connection.milvusTarget(), policy: policy, collections: collection)
+            let pause = try seconds(interval, "audit-interval", 60)
+            let stop = StopFlag()
+            let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler { stop.stop() }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
+            repeat {
+                let summary = try await app.audit(options)
+                var line = "audit: \(summary.collections) collections, \(summary.replicas) replicas, "
+                line += "\(summary.rowsChecked) rows checked, \(summary.confirmed.count) confirmed, "
+                line += "\(summary.suspected.count) suspected, \(summary.resolved.count) resolved findings"
+                if !summary.notAudited.isEmpty {
+                    line += "; not audited: " + summary.notAudited.joined(separator: "; ")
+                }
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+                let report = try app.shadowSummary(stateDirectory: directory)
+                if once {
+                    print(json ? ShadowReport.json(report) : ShadowReport.text(report))
+                    code = max(summary.exitCode, ShadowReport.exitCode(report))
+                    if summary.exitCode == 1 || ShadowReport.exitCode(report) == 1 { code = 1 }
+                    break
+                }
+                for _ in 0..<(pause * 10) where !stop.isStopped { try await Task.sleep(for: .milliseconds(100)) }
+            } while !stop.isStopped
         }
         if code != 0 { throw ExitCode(code) }
     }

@@ -4,17 +4,16 @@ import Logging
 public struct AuditOptions: Sendable {
     public var stateDirectory: String
     public var milvus: String
-    /// Delay before the confirming re-read (default 10 s).
-    public var settle: Duration
-    /// Deadline for one replica read to reach T (past it: the replica is lagging, not missing rows).
-    public var readTimeout: Duration
+    public var policy: AuditPolicy
+    /// Only these collections (names or ids); empty: every loaded collection.
+    public var collections: [String]
     public init(
-        stateDirectory: String, milvus: String, settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10)
+        stateDirectory: String, milvus: String, policy: AuditPolicy = AuditPolicy(), collections: [String] = []
     ) {
         self.stateDirectory = stateDirectory
         self.milvus = milvus
-        self.settle = settle
-        self.readTimeout = readTimeout
+        self.policy = policy
+        self.collections = collections
     }
 }
 
@@ -24,7 +23,8 @@ public struct AuditSummary: Sendable {
     public var rowsChecked = 0
     public var confirmed: [ReplicaFinding] = []
     public var suspected: [ReplicaFinding] = []
-    /// Collections that could not be audited, with why.
+    public var resolved: [ReplicaFinding] = []
+    /// What could not be audited (collections, replicas), with why.
     public var notAudited: [String] = []
     /// 0 clean, 1 confirmed findings, 2 could not audit.
     public var exitCode: Int32 {
@@ -34,99 +34,74 @@ public struct AuditSummary: Sendable {
 }
 
 extension Application {
-    /// `auditd audit --once`: ingest to the end of the log, read every replica of every loaded collection
-    /// at a cut T both the shadow and the replica have seen, compare, re-read after `settle` to confirm.
-    public func audit(_ options: AuditOptions) async throws -> AuditSummary {
+    /// `auditd audit --once`: ingest to the end of the log, then one `AuditRound` per loaded collection at
+    /// the cut T (the last time tick the shadow applied on every pchannel of the collection).
+    public func audit(_ options: AuditOptions, source: (any ReplicaSource)? = nil) async throws -> AuditSummary {
         _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
         let store = try ShadowStore.open(directory: options.stateDirectory, create: false)
         let checkpoints = try store.checkpoints()
         let client = MilvusClient(target: options.milvus)
-        let reader = ReplicaReader(milvus: options.milvus)
+        let round = AuditRound(
+            source: source ?? ReplicaReader(milvus: options.milvus), policy: options.policy,
+            logger: configuration.logger)
         var summary = AuditSummary()
         var audited: [Int64] = []
-        var recorded: [(finding: ReplicaFinding, confirmed: Bool)] = []
+        var records: [AuditRecord] = []
+        var coverage: [AuditCoverage] = []
+        let wanted = Set(options.collections)
         for collection in try store.summary().collections where collection.state == "live" {
+            if !wanted.isEmpty && !wanted.contains(collection.name) && !wanted.contains(String(collection.id)) {
+                continue
+            }
             let schema: CollectionSchemaInfo
-            let replicas: [ReplicaInfo]
             do {
                 schema = try await client.describeCollection(id: collection.id)
-                replicas = try await reader.replicas(collectionID: collection.id)
-            } catch let error as GRPCError where error.message.contains("replica not found") {
-                continue  // not loaded: no replica serves it, nothing to audit
             } catch {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): \(error)")
                 continue
             }
-            guard !replicas.isEmpty else { continue }  // not loaded: nothing serves it
+            do {
+                _ = try await round.source.replicas(collectionID: collection.id)
+            } catch let error as GRPCError
+                where error.message.contains("replica not found") || error.message.contains("not loaded")
+            {
+                continue  // not loaded: no replica serves it, nothing to audit
+            } catch {
+                // e.g. no replica available (its nodes are down or restarting): the round probes and says so
+            }
             guard let pk = schema.primaryKey else { continue }
-            // The cut: the last time tick the shadow applied on every pchannel of the collection.
             let ticks = schema.physicalChannels.map { checkpoints[$0]?.tickTs ?? 0 }
             guard let t = ticks.min(), t > 0 else {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): no time tick applied yet")
                 continue
             }
+            let expected = ExpectedCollection(
+                collectionID: collection.id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
+                vchannels: schema.virtualChannels, timestamp: t, rows: try store.liveRows(collectionID: collection.id),
+                tombstones: try store.tombstones(collectionID: collection.id),
+                buckets: try store.buckets(collectionID: collection.id).hashes.count,
+                firstSeen: try store.openFindingsFirstSeen(collectionID: collection.id))
+            let result = try await round.audit(expected)
             audited.append(collection.id)
             summary.collections += 1
-            let shadowRows = try store.liveRows(collectionID: collection.id)
-            let tombstones = try store.tombstones(collectionID: collection.id)
-            func readAll() async -> ([ReplicaComparison.Replica], [ReplicaFinding]) {
-                var read: [ReplicaComparison.Replica] = []
-                var unavailable: [ReplicaFinding] = []
-                for replica in replicas {
-                    do {
-                        var rows: [ReplicaRow] = []
-                        for shard in replica.shards {
-                            rows += try await reader.rows(
-                                shard: shard, collectionID: collection.id, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                                timestamp: t, timeout: options.readTimeout)
-                        }
-                        read.append(ReplicaComparison.Replica(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows))
-                    } catch {
-                        unavailable.append(
-                            ReplicaFinding(
-                                kind: .replicaUnavailable, collectionID: collection.id, replicaID: replica.id,
-                                nodeIDs: replica.nodeIDs, pks: [], pkCount: 0, timestamp: t,
-                                evidence: "replica could not be read at T: \(error)"))
-                    }
-                }
-                return (read, unavailable)
+            if let c = result.coverage {
+                coverage.append(c)
+                summary.replicas += c.replicas
+                summary.rowsChecked += c.rows
             }
-            func findings(_ read: [ReplicaComparison.Replica]) -> [ReplicaFinding] {
-                var all = read.flatMap {
-                    ReplicaComparison.compare(
-                        collectionID: collection.id, timestamp: t, shadowRows: shadowRows, tombstones: tombstones,
-                        replica: $0)
+            summary.notAudited += result.unjudged.map { "\(collection.name) (\(collection.id)) \($0)" }
+            for record in result.records {
+                switch record.state {
+                case .confirmed: summary.confirmed.append(record.finding)
+                case .suspected: summary.suspected.append(record.finding)
+                case .resolved: summary.resolved.append(record.finding)
                 }
-                if read.count >= 2,
-                    let d = ReplicaComparison.divergence(
-                        collectionID: collection.id, timestamp: t, read[0], read[1])
-                {
-                    all.append(d)
-                }
-                return all
             }
-            let (first, firstUnavailable) = await readAll()
-            summary.replicas += first.count
-            summary.rowsChecked += first.reduce(0) { $0 + $1.rows.count }
-            let suspected = findings(first) + firstUnavailable
-            if suspected.isEmpty { continue }
-            // Confirmation: the same cut T, read again after the settle delay.
-            try await Task.sleep(for: options.settle)
-            let (second, secondUnavailable) = await readAll()
-            let again = findings(second) + secondUnavailable
-            for finding in again {
-                let confirmed = suspected.contains {
-                    $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
-                        && $0.pkCount == finding.pkCount
-                }
-                // Unreachable replicas are reported, never as confirmed data loss.
-                let isData = finding.kind != .replicaUnavailable
-                if confirmed && isData { summary.confirmed.append(finding) } else { summary.suspected.append(finding) }
-                recorded.append((finding, confirmed && isData))
-            }
+            records += result.records
         }
         try store.recordAudit(
-            collections: audited, findings: recorded, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            collections: audited, findings: records, coverage: coverage,
+            nowMs: Int64(Date().timeIntervalSince1970 * 1000))
         return summary
     }
 }

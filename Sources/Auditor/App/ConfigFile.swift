@@ -2,7 +2,10 @@ import Foundation
 
 /// `--config FILE`: flat `key: value` lines (YAML subset; `#` comments), keys named like the flags.
 public struct ConfigFile: Sendable, Equatable {
-    public static let keys: Set<String> = ["brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property"]
+    public static let keys: Set<String> = [
+        "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
+        "watch-limit", "audit-interval", "unreachable-grace",
+    ]
     public var values: [String: String] = [:]
     public var kafkaProperties: [String] = []
 

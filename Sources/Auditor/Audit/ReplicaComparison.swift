@@ -13,6 +13,8 @@ public struct ReplicaFinding: Sendable, Equatable {
         case replicaDivergence = "replica_divergence"
         /// A replica could not be read at T (unreachable, or still behind T at the deadline).
         case replicaUnavailable = "replica_unavailable"
+        /// A (re)started replica still behind the log: recovering, with how long and how many rows short.
+        case catchupUnfinished = "catchup_unfinished"
     }
 
     public var kind: Kind
@@ -25,6 +27,26 @@ public struct ReplicaFinding: Sendable, Equatable {
     /// The consistent cut the replica was read at.
     public var timestamp: UInt64
     public var evidence: String
+    /// Shard leaders read (vchannel → "nodeID@address"), the node evidence.
+    public var leaders: [String: String] = [:]
+    /// For catch-up: when the replica was first seen recovering and when it matched (Unix ms).
+    public var windowStartMs: Int64? = nil
+    public var windowEndMs: Int64? = nil
+
+    public init(
+        kind: Kind, collectionID: Int64, replicaID: Int64, nodeIDs: [Int64], pks: [PrimaryKey], pkCount: Int,
+        timestamp: UInt64, evidence: String, leaders: [String: String] = [:]
+    ) {
+        self.kind = kind
+        self.collectionID = collectionID
+        self.replicaID = replicaID
+        self.nodeIDs = nodeIDs
+        self.pks = pks
+        self.pkCount = pkCount
+        self.timestamp = timestamp
+        self.evidence = evidence
+        self.leaders = leaders
+    }
 }
 
 /// Compares one replica's rows at T with the shadow as of T (rows and deletes after T excluded).

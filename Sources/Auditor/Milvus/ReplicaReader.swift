@@ -25,7 +25,7 @@ public struct ReplicaRow: Sendable, Equatable, Hashable {
 /// (the path the proxy uses, minus its load balancer).
 public final class ReplicaReader: Sendable {
     private let milvus: GRPCClient
-    private let requestIDs = RequestIDs()
+    let requestIDs = RequestIDs()
 
     public init(milvus target: String) {
         milvus = GRPCClient(target: target)

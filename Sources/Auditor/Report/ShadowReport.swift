@@ -2,6 +2,19 @@ import Foundation
 
 /// Renders `auditd report`: per collection and per pchannel, text or JSON.
 public enum ShadowReport {
+    static func iso(_ ms: Int64) -> String { HybridTimestamp.iso8601(HybridTimestamp.compose(milliseconds: ms)) }
+
+    /// `auditd report`'s exit code: 1 confirmed findings open; 2 something could not be audited (Kafka
+    /// unreachable, a replica unavailable or still recovering, history incomplete); 0 clean.
+    public static func exitCode(_ s: ShadowSummary) -> Int32 {
+        let open = s.findings.filter { $0.state != "resolved" }
+        if open.contains(where: { $0.state == "confirmed" }) { return 1 }
+        if s.kafkaUnreachableSinceMs != nil { return 2 }
+        if open.contains(where: { $0.kind == "replica_unavailable" || $0.kind == "catchup_unfinished" }) { return 2 }
+        if s.collections.contains(where: { $0.state == "live" && $0.history.hasPrefix("incomplete") }) { return 2 }
+        return 0
+    }
+
     static func lagSeconds(_ checkpoint: ChannelCheckpoint, nowMs: Int64) -> Double? {
         guard checkpoint.tickTs > 0 else { return nil }
         if checkpoint.nextOffset >= checkpoint.highWatermark { return 0 }
@@ -52,18 +65,48 @@ public enum ShadowReport {
             if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
             o.raw("pks", f.pksJSON ?? "[]")
             o.int("pk_count", f.pkCount ?? 0)
+            if let leaders = f.leaders, !leaders.isEmpty {
+                o.raw(
+                    "leaders",
+                    "{"
+                        + leaders.split(separator: ",").map { pair -> String in
+                            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                            return "\(JSONLine.quoted(kv[0])):\(JSONLine.quoted(kv.count > 1 ? kv[1] : ""))"
+                        }.joined(separator: ",") + "}")
+            }
             var evidence = JSONLine()
             if let ts = f.ts { evidence.int("ts", ts) }
+            if let start = f.windowStartMs { evidence.int("window_start_ms", start) }
+            if let end = f.windowEndMs { evidence.int("window_end_ms", end) }
             if let from = f.fromOffset { evidence.int("from_offset", from) }
             if let to = f.toOffset { evidence.int("to_offset", to) }
             evidence.string("detail", f.detail)
             o.raw("evidence", evidence.result)
             o.int("first_seen_ms", f.firstSeenMs)
+            for (key, value) in [
+                ("last_seen_ms", f.lastSeenMs), ("confirmed_ms", f.confirmedMs), ("resolved_ms", f.resolvedMs),
+            ] {
+                if let value { o.int(key, value) } else { o.null(key) }
+            }
+            return o.result
+        }
+        let coverage = s.coverage.map { c -> String in
+            var o = JSONLine()
+            o.int("collection", c.collectionID)
+            o.int("last_sweep_ms", c.sweepMs)
+            o.int("ts", c.timestamp)
+            o.string("mode", c.mode)
+            o.int("rows", c.rows)
+            o.int("replicas", c.replicas)
+            o.int("replicas_total", c.replicasTotal)
+            o.int("buckets", c.buckets)
+            o.raw("seconds", String(format: "%.3f", c.seconds))
             return o.result
         }
         return "{\"collections\":[\(collections.joined(separator: ","))],"
             + "\"pchannels\":[\(pchannels.joined(separator: ","))],"
-            + "\"findings\":[\(findings.joined(separator: ","))],\"quarantined\":\(s.quarantined),"
+            + "\"findings\":[\(findings.joined(separator: ","))],\"coverage\":[\(coverage.joined(separator: ","))],"
+            + "\"quarantined\":\(s.quarantined),"
             + "\"kafka\":{\"reachable\":\(s.kafkaUnreachableSinceMs == nil),"
             + "\"unreachable_since_ms\":\(s.kafkaUnreachableSinceMs.map(String.init) ?? "null")}}"
     }
@@ -92,15 +135,28 @@ public enum ShadowReport {
                     + (p.tickTs > 0 ? " (\(HybridTimestamp.iso8601(p.tickTs)))" : "")
                     + (p.epoch > 0 ? ", epoch \(p.epoch)" : ""))
         }
-        lines.append("findings: \(s.findings.isEmpty ? "none" : String(s.findings.count))")
+        let open = s.findings.filter { $0.state != "resolved" }.count
+        lines.append(
+            "findings: \(s.findings.isEmpty ? "none" : "\(open) open, \(s.findings.count - open) resolved")")
         for f in s.findings {
             var where_ = f.pchannel ?? ""
             if let c = f.collectionID { where_ += " collection \(c)" }
             if let r = f.replicaID { where_ += " replica \(r) node \(f.nodeIDs ?? "?")" }
             var line =
                 "  [\(f.state)] \(f.kind)\(where_.isEmpty ? "" : " " + where_.trimmingCharacters(in: .whitespaces)): \(f.detail)"
-            if let pks = f.pksJSON { line += " pks \(pks)" }
+            if let pks = f.pksJSON, pks != "[]" { line += " pks \(pks)" }
+            if let leaders = f.leaders, !leaders.isEmpty { line += " leaders \(leaders)" }
+            if let resolved = f.resolvedMs { line += " (resolved \(iso(resolved)))" }
             lines.append(line)
+        }
+        lines.append("coverage:")
+        if s.coverage.isEmpty { lines.append("  (no audit yet)") }
+        for c in s.coverage {
+            let name = s.collections.first { $0.id == c.collectionID }?.name ?? "?"
+            lines.append(
+                "  \(name) (\(c.collectionID)): last complete sweep \(iso(c.sweepMs)) at T \(c.timestamp), "
+                    + "\(c.mode) mode, \(c.replicas) of \(c.replicasTotal) replicas, \(c.rows) rows, "
+                    + "\(c.buckets) buckets, " + String(format: "%.2f s", c.seconds))
         }
         lines.append("quarantined records: \(s.quarantined)")
         return lines.joined(separator: "\n")

@@ -128,6 +128,14 @@ public struct ShadowSummary: Sendable {
         public var pksJSON: String? = nil
         public var pkCount: Int? = nil
         public var ts: UInt64? = nil
+        public var lastSeenMs: Int64? = nil
+        public var confirmedMs: Int64? = nil
+        public var resolvedMs: Int64? = nil
+        /// Catch-up window (Unix ms): first seen recovering, and when it matched (nil: not yet).
+        public var windowStartMs: Int64? = nil
+        public var windowEndMs: Int64? = nil
+        /// "vchannel=nodeID@address,…": the shard leaders that answered.
+        public var leaders: String? = nil
     }
     public var collections: [Collection]
     public var pchannels: [ChannelCheckpoint]
@@ -135,4 +143,51 @@ public struct ShadowSummary: Sendable {
     public var quarantined: Int
     /// Set while `run` cannot reach the broker: since when (Unix ms).
     public var kafkaUnreachableSinceMs: Int64? = nil
+    /// The last complete audit sweep of each collection.
+    public var coverage: [AuditCoverage] = []
+}
+
+/// A finding's place in its lifecycle.
+public enum FindingState: String, Sendable {
+    case suspected, confirmed, resolved
+}
+
+/// One finding of an audit round with the state the round gave it.
+public struct AuditRecord: Sendable {
+    public var finding: ReplicaFinding
+    public var state: FindingState
+    public init(_ finding: ReplicaFinding, _ state: FindingState) {
+        self.finding = finding
+        self.state = state
+    }
+}
+
+/// What one complete sweep of a collection covered.
+public struct AuditCoverage: Sendable, Equatable {
+    public var collectionID: Int64
+    public var sweepMs: Int64
+    /// The cut T the replicas were read at.
+    public var timestamp: UInt64
+    public var mode: String
+    /// Rows read, summed over replicas.
+    public var rows: Int
+    /// Replicas read completely, of all replicas listed.
+    public var replicas: Int
+    public var replicasTotal: Int
+    public var buckets: Int
+    public var seconds: Double
+    public init(
+        collectionID: Int64, sweepMs: Int64, timestamp: UInt64, mode: String, rows: Int, replicas: Int,
+        replicasTotal: Int, buckets: Int, seconds: Double
+    ) {
+        self.collectionID = collectionID
+        self.sweepMs = sweepMs
+        self.timestamp = timestamp
+        self.mode = mode
+        self.rows = rows
+        self.replicas = replicas
+        self.replicasTotal = replicasTotal
+        self.buckets = buckets
+        self.seconds = seconds
+    }
 }

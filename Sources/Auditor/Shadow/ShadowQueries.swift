@@ -107,13 +107,23 @@ extension ShadowStore {
                     collectionID: row["collection_id"], fromOffset: row["from_offset"], toOffset: row["to_offset"],
                     detail: row["detail"], firstSeenMs: row["first_seen_ms"], replicaID: row["replica_id"],
                     nodeIDs: row["node_ids"], pksJSON: row["pks"], pkCount: row["pk_count"],
-                    ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) })
+                    ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) }, lastSeenMs: row["last_seen_ms"],
+                    confirmedMs: row["confirmed_ms"], resolvedMs: row["resolved_ms"],
+                    windowStartMs: row["window_start_ms"], windowEndMs: row["window_end_ms"], leaders: row["leaders"])
+            }
+            let coverage = try Row.fetchAll(db, sql: "SELECT * FROM coverage ORDER BY collection_id").map { row in
+                AuditCoverage(
+                    collectionID: row["collection_id"], sweepMs: row["sweep_ms"],
+                    timestamp: UInt64(bitPattern: row["ts"]), mode: row["mode"], rows: row["rows"],
+                    replicas: row["replicas"], replicasTotal: row["replicas_total"], buckets: row["buckets"],
+                    seconds: row["seconds"])
             }
             let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
             let outage = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'kafka_unreachable_since_ms'")
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
-                findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) })
+                findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) },
+                coverage: coverage)
         }
     }
 }
@@ -132,38 +142,110 @@ extension ShadowStore {
         }
     }
 
-    /// Replaces the replica findings of the audited collections by this round's.
+    /// Records one audit round. Findings keep their identity across rounds — one open finding per (kind,
+    /// collection, replica) — so `first_seen` survives; an open finding of an audited collection that this
+    /// round did not see again is resolved. Resolved findings older than 7 days are dropped.
     public func recordAudit(
-        collections: [Int64], findings: [(finding: ReplicaFinding, confirmed: Bool)], nowMs: Int64
+        collections: [Int64], findings: [AuditRecord], coverage: [AuditCoverage], nowMs: Int64
     ) throws {
         try writer.write { db in
+            var open: [String: Int64] = [:]
             for collection in collections {
-                try db.execute(
-                    sql: "DELETE FROM findings WHERE collection_id = ? AND replica_id IS NOT NULL",
-                    arguments: [collection])
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, kind, replica_id FROM findings
+                        WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
+                        """, arguments: [collection])
+                {
+                    let kind: String = row["kind"]
+                    let replica: Int64 = row["replica_id"]
+                    open["\(kind)/\(collection)/\(replica)"] = row["id"]
+                }
             }
-            for (finding, confirmed) in findings {
-                let pks =
-                    "["
-                    + finding.pks.map { pk -> String in
-                        switch pk {
-                        case .int(let v): return String(v)
-                        case .string(let v): return JSONLine.quoted(v)
-                        }
-                    }.joined(separator: ",") + "]"
+            for record in findings {
+                let finding = record.finding
+                let key = "\(finding.kind.rawValue)/\(finding.collectionID)/\(finding.replicaID)"
+                let state = record.state.rawValue
+                let leaders = finding.leaders.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                    .joined(separator: ",")
+                let arguments: [(any DatabaseValueConvertible)?] = [
+                    state, finding.evidence, finding.nodeIDs.map(String.init).joined(separator: ","),
+                    Self.pksJSON(finding.pks), finding.pkCount, Int64(bitPattern: finding.timestamp), nowMs,
+                    record.state == .confirmed ? nowMs : nil, record.state == .resolved ? nowMs : nil,
+                    finding.windowStartMs, finding.windowEndMs, leaders,
+                ]
+                if let id = open.removeValue(forKey: key) {
+                    try db.execute(
+                        sql: """
+                            UPDATE findings SET state = ?, detail = ?, node_ids = ?, pks = ?, pk_count = ?, ts = ?,
+                                last_seen_ms = ?, confirmed_ms = COALESCE(confirmed_ms, ?), resolved_ms = ?,
+                                window_start_ms = COALESCE(window_start_ms, ?), window_end_ms = ?, leaders = ?
+                            WHERE id = ?
+                            """, arguments: StatementArguments(arguments + [id]))
+                } else {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO findings (state, detail, node_ids, pks, pk_count, ts, last_seen_ms,
+                                confirmed_ms, resolved_ms, window_start_ms, window_end_ms, leaders,
+                                kind, collection_id, replica_id, first_seen_ms)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: StatementArguments(
+                            arguments + [
+                                finding.kind.rawValue, finding.collectionID, finding.replicaID,
+                                finding.windowStartMs ?? nowMs,
+                            ]))
+                }
+            }
+            for id in open.values {
+                try db.execute(
+                    sql: "UPDATE findings SET state = 'resolved', resolved_ms = ? WHERE id = ?", arguments: [nowMs, id])
+            }
+            try db.execute(
+                sql: "DELETE FROM findings WHERE state = 'resolved' AND resolved_ms < ?",
+                arguments: [nowMs - 7 * 24 * 3600 * 1000])
+            for c in coverage {
                 try db.execute(
                     sql: """
-                        INSERT INTO findings (kind, state, collection_id, detail, first_seen_ms, replica_id, node_ids,
-                            pks, pk_count, ts, confirmed_ms)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT OR REPLACE INTO coverage (collection_id, sweep_ms, ts, mode, rows, replicas,
+                            replicas_total, buckets, seconds)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        finding.kind.rawValue, confirmed ? "confirmed" : "suspected", finding.collectionID,
-                        finding.evidence, nowMs, finding.replicaID,
-                        finding.nodeIDs.map(String.init).joined(separator: ","), pks, finding.pkCount,
-                        Int64(bitPattern: finding.timestamp), confirmed ? nowMs : nil,
+                        c.collectionID, c.sweepMs, Int64(bitPattern: c.timestamp), c.mode, c.rows, c.replicas,
+                        c.replicasTotal, c.buckets, c.seconds,
                     ])
             }
         }
+    }
+
+    /// The open (not resolved) replica findings of a collection: when each was first seen.
+    public func openFindingsFirstSeen(collectionID: Int64) throws -> [String: Int64] {
+        try writer.read { db in
+            var result: [String: Int64] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT kind, replica_id, first_seen_ms FROM findings
+                    WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
+                    """, arguments: [collectionID])
+            {
+                let kind: String = row["kind"]
+                let replica: Int64 = row["replica_id"]
+                result["\(kind)/\(replica)"] = row["first_seen_ms"]
+            }
+            return result
+        }
+    }
+
+    static func pksJSON(_ pks: [PrimaryKey]) -> String {
+        "["
+            + pks.map { pk -> String in
+                switch pk {
+                case .int(let v): return String(v)
+                case .string(let v): return JSONLine.quoted(v)
+                }
+            }.joined(separator: ",") + "]"
     }
 }

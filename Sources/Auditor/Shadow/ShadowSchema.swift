@@ -93,6 +93,28 @@ enum ShadowSchema {
                 try db.execute(sql: "ALTER TABLE findings ADD COLUMN \(column)")
             }
         }
+        migrator.registerMigration("v4-finding-lifecycle") { db in
+            // suspected → confirmed → resolved; one open finding per (kind, collection, replica).
+            for column in [
+                "last_seen_ms INTEGER", "resolved_ms INTEGER", "window_start_ms INTEGER", "window_end_ms INTEGER",
+                "leaders TEXT",
+            ] {
+                try db.execute(sql: "ALTER TABLE findings ADD COLUMN \(column)")
+            }
+            try db.execute(
+                sql: """
+                    CREATE TABLE coverage (
+                        collection_id INTEGER PRIMARY KEY,
+                        sweep_ms INTEGER NOT NULL,
+                        ts INTEGER NOT NULL,
+                        mode TEXT NOT NULL,
+                        rows INTEGER NOT NULL,
+                        replicas INTEGER NOT NULL,
+                        replicas_total INTEGER NOT NULL,
+                        buckets INTEGER NOT NULL,
+                        seconds REAL NOT NULL)
+                    """)
+        }
         return migrator
     }
 }

@@ -247,6 +247,133 @@ nonisolated struct Milvus_Proto_Query_QueryRequest: Sendable {
   fileprivate var _req: Milvus_Proto_Query_RetrieveRequest? = nil
 }
 
+/// query.GetDataDistribution (service milvus.proto.query.QueryNode): what one QueryNode serves.
+nonisolated struct Milvus_Proto_Query_GetDataDistributionRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var base: Milvus_Proto_Common_MsgBase {
+    get {_base ?? Milvus_Proto_Common_MsgBase()}
+    set {_base = newValue}
+  }
+  /// Returns true if `base` has been explicitly set.
+  var hasBase: Bool {self._base != nil}
+  /// Clears the value of `base`. Subsequent reads from it will return its default value.
+  mutating func clearBase() {self._base = nil}
+
+  var checkpoints: Dictionary<String,Milvus_Proto_Msg_MsgPosition> = [:]
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
+}
+
+nonisolated struct Milvus_Proto_Query_GetDataDistributionResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var status: Milvus_Proto_Milvus_Status {
+    get {_status ?? Milvus_Proto_Milvus_Status()}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  mutating func clearStatus() {self._status = nil}
+
+  var nodeID: Int64 = 0
+
+  var segments: [Milvus_Proto_Query_SegmentVersionInfo] = []
+
+  var channels: [Milvus_Proto_Query_ChannelVersionInfo] = []
+
+  var leaderViews: [Milvus_Proto_Query_LeaderView] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _status: Milvus_Proto_Milvus_Status? = nil
+}
+
+nonisolated struct Milvus_Proto_Query_SegmentVersionInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var id: Int64 = 0
+
+  var collection: Int64 = 0
+
+  var partition: Int64 = 0
+
+  var channel: String = String()
+
+  var version: Int64 = 0
+
+  var lastDeltaTimestamp: UInt64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct Milvus_Proto_Query_ChannelVersionInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var channel: String = String()
+
+  var collection: Int64 = 0
+
+  var version: Int64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct Milvus_Proto_Query_SegmentDist: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var nodeID: Int64 = 0
+
+  var version: Int64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct Milvus_Proto_Query_LeaderView: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var collection: Int64 = 0
+
+  var channel: String = String()
+
+  var segmentDist: Dictionary<Int64,Milvus_Proto_Query_SegmentDist> = [:]
+
+  var growingSegmentIds: [Int64] = []
+
+  var growingSegments: Dictionary<Int64,Milvus_Proto_Msg_MsgPosition> = [:]
+
+  var targetVersion: Int64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "milvus.proto.query"
@@ -577,6 +704,284 @@ nonisolated extension Milvus_Proto_Query_QueryRequest: SwiftProtobuf.Message, Sw
     if lhs.segmentIds != rhs.segmentIds {return false}
     if lhs.fromShardLeader != rhs.fromShardLeader {return false}
     if lhs.scope != rhs.scope {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_GetDataDistributionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".GetDataDistributionRequest"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}checkpoints\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._base) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Milvus_Proto_Msg_MsgPosition>.self, value: &self.checkpoints) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._base {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.checkpoints.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Milvus_Proto_Msg_MsgPosition>.self, value: self.checkpoints, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_GetDataDistributionRequest, rhs: Milvus_Proto_Query_GetDataDistributionRequest) -> Bool {
+    if lhs._base != rhs._base {return false}
+    if lhs.checkpoints != rhs.checkpoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_GetDataDistributionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".GetDataDistributionResponse"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}nodeID\0\u{1}segments\0\u{1}channels\0\u{3}leader_views\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._status) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.nodeID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.segments) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.channels) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.leaderViews) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._status {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.nodeID != 0 {
+      try visitor.visitSingularInt64Field(value: self.nodeID, fieldNumber: 2)
+    }
+    if !self.segments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.segments, fieldNumber: 3)
+    }
+    if !self.channels.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.channels, fieldNumber: 4)
+    }
+    if !self.leaderViews.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.leaderViews, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_GetDataDistributionResponse, rhs: Milvus_Proto_Query_GetDataDistributionResponse) -> Bool {
+    if lhs._status != rhs._status {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.segments != rhs.segments {return false}
+    if lhs.channels != rhs.channels {return false}
+    if lhs.leaderViews != rhs.leaderViews {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_SegmentVersionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".SegmentVersionInfo"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collection\0\u{1}partition\0\u{1}channel\0\u{1}version\0\u{3}last_delta_timestamp\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.collection) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.partition) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.lastDeltaTimestamp) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if self.collection != 0 {
+      try visitor.visitSingularInt64Field(value: self.collection, fieldNumber: 2)
+    }
+    if self.partition != 0 {
+      try visitor.visitSingularInt64Field(value: self.partition, fieldNumber: 3)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 4)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 5)
+    }
+    if self.lastDeltaTimestamp != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastDeltaTimestamp, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_SegmentVersionInfo, rhs: Milvus_Proto_Query_SegmentVersionInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.collection != rhs.collection {return false}
+    if lhs.partition != rhs.partition {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.lastDeltaTimestamp != rhs.lastDeltaTimestamp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_ChannelVersionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".ChannelVersionInfo"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}collection\0\u{1}version\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.collection) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if self.collection != 0 {
+      try visitor.visitSingularInt64Field(value: self.collection, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_ChannelVersionInfo, rhs: Milvus_Proto_Query_ChannelVersionInfo) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.collection != rhs.collection {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_SegmentDist: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".SegmentDist"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodeID\0\u{1}version\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.nodeID != 0 {
+      try visitor.visitSingularInt64Field(value: self.nodeID, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_SegmentDist, rhs: Milvus_Proto_Query_SegmentDist) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".LeaderView"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}channel\0\u{3}segment_dist\0\u{3}growing_segmentIDs\0\u{3}growing_segments\0\u{1}TargetVersion\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.collection) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufInt64,Milvus_Proto_Query_SegmentDist>.self, value: &self.segmentDist) }()
+      case 4: try { try decoder.decodeRepeatedInt64Field(value: &self.growingSegmentIds) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufInt64,Milvus_Proto_Msg_MsgPosition>.self, value: &self.growingSegments) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.targetVersion) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.collection != 0 {
+      try visitor.visitSingularInt64Field(value: self.collection, fieldNumber: 1)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 2)
+    }
+    if !self.segmentDist.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufInt64,Milvus_Proto_Query_SegmentDist>.self, value: self.segmentDist, fieldNumber: 3)
+    }
+    if !self.growingSegmentIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.growingSegmentIds, fieldNumber: 4)
+    }
+    if !self.growingSegments.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufInt64,Milvus_Proto_Msg_MsgPosition>.self, value: self.growingSegments, fieldNumber: 5)
+    }
+    if self.targetVersion != 0 {
+      try visitor.visitSingularInt64Field(value: self.targetVersion, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_LeaderView, rhs: Milvus_Proto_Query_LeaderView) -> Bool {
+    if lhs.collection != rhs.collection {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.segmentDist != rhs.segmentDist {return false}
+    if lhs.growingSegmentIds != rhs.growingSegmentIds {return false}
+    if lhs.growingSegments != rhs.growingSegments {return false}
+    if lhs.targetVersion != rhs.targetVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,387 @@
+import Foundation
+import Logging
+
+/// How an audit round treats replicas that cannot be judged yet, and how long it waits.
+public struct AuditPolicy: Sendable {
+    /// Delay before the confirming re-read of data findings.
+    public var settle: Duration
+    /// Deadline for one replica read to reach T (past it the replica is lagging, never missing rows).
+    public var readTimeout: Duration
+    /// How long one round follows a recovering replica (per-shard counts and leader views) until it matches.
+    public var watchLimit: Duration
+    /// How long an unreachable replica (node down or restarting) is probed again within one round.
+    public var unreachableGrace: Duration
+    /// A replica recovering for longer than this is a confirmed `catchup_unfinished`.
+    public var catchupBound: Duration
+    public var probeInterval: Duration
+
+    public init(
+        settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),
+        unreachableGrace: Duration = .seconds(10), catchupBound: Duration = .seconds(120),
+        probeInterval: Duration = .milliseconds(300)
+    ) {
+        self.settle = settle
+        self.readTimeout = readTimeout
+        self.watchLimit = watchLimit
+        self.unreachableGrace = unreachableGrace
+        self.catchupBound = catchupBound
+        self.probeInterval = probeInterval
+    }
+}
+
+/// What the shadow says one collection must look like at the cut T.
+public struct ExpectedCollection: Sendable {
+    public var collectionID: Int64
+    public var name: String
+    public var pkFieldID: Int64
+    public var pkIsInt: Bool
+    public var vchannels: [String]
+    public var timestamp: UInt64
+    public var rows: [ShadowStore.LiveRow]
+    public var tombstones: [DeletedKey]
+    public var buckets: Int
+    /// Open findings from earlier rounds: "kind/replica" → first seen (Unix ms).
+    public var firstSeen: [String: Int64]
+
+    public init(
+        collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
+        rows: [ShadowStore.LiveRow], tombstones: [DeletedKey], buckets: Int = 4096, firstSeen: [String: Int64] = [:]
+    ) {
+        self.collectionID = collectionID
+        self.name = name
+        self.pkFieldID = pkFieldID
+        self.pkIsInt = pkIsInt
+        self.vchannels = vchannels
+        self.timestamp = timestamp
+        self.rows = rows
+        self.tombstones = tombstones
+        self.buckets = buckets
+        self.firstSeen = firstSeen
+    }
+
+    /// `count(*)` Milvus must answer at T: every live version (duplicates included).
+    var expectedCount: Int64 { Int64(rows.lazy.filter { $0.ts <= self.timestamp }.count) }
+}
+
+/// The outcome of auditing one collection.
+public struct CollectionAuditResult: Sendable {
+    public var records: [AuditRecord] = []
+    public var coverage: AuditCoverage?
+    /// Replicas that could not be judged (unreachable, lagging past the deadline, still recovering).
+    public var unjudged: [String] = []
+}
+
+/// One audit of one collection: probe every replica's leaders, follow recovering replicas until they match
+/// (the recovery watch), read every replica at T, compare with the shadow and with each other, and
+/// confirm data findings by a second read of the same T after the settle delay.
+public struct AuditRound: Sendable {
+    public var source: any ReplicaSource
+    public var policy: AuditPolicy
+    public var logger: Logger
+    /// The clock seam: wall time in Unix ms, and sleeping.
+    public var nowMs: @Sendable () -> Int64
+    public var sleep: @Sendable (Duration) async throws -> Void
+
+    public init(
+        source: any ReplicaSource, policy: AuditPolicy, logger: Logger,
+        nowMs: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    ) {
+        self.source = source
+        self.policy = policy
+        self.logger = logger
+        self.nowMs = nowMs
+        self.sleep = sleep
+    }
+
+    struct Topology {
+        var probes: [ReplicaProbe]
+        var health: [Int64: ReplicaHealth]
+        /// GetReplicas itself failed (no replica available, shard leaders unknown).
+        var error: String?
+    }
+
+    func probe(_ expected: ExpectedCollection) async -> Topology {
+        let replicas: [ReplicaInfo]
+        do {
+            replicas = try await source.replicas(collectionID: expected.collectionID)
+        } catch {
+            return Topology(probes: [], health: [:], error: "\(error)")
+        }
+        var probes: [ReplicaProbe] = []
+        for replica in replicas {
+            var views: [String: Result<LeaderView?, ProbeError>] = [:]
+            for shard in replica.shards {
+                do {
+                    views[shard.vchannel] = .success(
+                        try await source.leaderView(
+                            shard: shard, collectionID: expected.collectionID, timeout: .seconds(3)))
+                } catch {
+                    views[shard.vchannel] = .failure(ProbeError("\(error)"))
+                }
+            }
+            probes.append(ReplicaProbe(replica: replica, views: views))
+        }
+        return Topology(
+            probes: probes, health: ReplicaHealth.classify(probes, vchannels: expected.vchannels), error: nil)
+    }
+
+    /// Sum of per-shard `count(*)` of one replica at T (nil if a shard could not answer).
+    func count(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async -> Int64? {
+        var total: Int64 = 0
+        for shard in replica.shards {
+            guard
+                let n = try? await source.count(
+                    shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
+                    pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, timeout: .seconds(2))
+            else { return nil }
+            total += n
+        }
+        return total
+    }
+
+    func read(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async throws -> [ReplicaRow] {
+        var rows: [ReplicaRow] = []
+        for shard in replica.shards {
+            rows += try await source.rows(
+                shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
+                pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, pageSize: 10_000,
+                timeout: policy.readTimeout)
+        }
+        return rows
+    }
+
+    static func leaders(_ replica: ReplicaInfo) -> [String: String] {
+        Dictionary(
+            replica.shards.map { ($0.vchannel, "\($0.leaderID)@\($0.leaderAddress)") }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Catch-up bookkeeping of one replica during the watch.
+    struct Watch {
+        var sinceMs: Int64
+        var shortAtStart: Int64?
+        var endMs: Int64?
+        var lastReason: String
+        /// Only seen unreachable so far (a node down stays so; a restarting one turns recovering or serving).
+        var unreachableOnly = false
+    }
+
+    public func audit(_ expected: ExpectedCollection) async throws -> CollectionAuditResult {
+        let startMs = nowMs()
+        let started = ContinuousClock.now
+        var result = CollectionAuditResult()
+        var topology = await probe(expected)
+        var watches: [Int64: Watch] = [:]
+        let expectedCount = expected.expectedCount
+
+        // The recovery watch: follow replicas that are recovering (or briefly unreachable, e.g. restarting)
+        // until they serve completely, or the limits run out.
+        func note(_ topology: Topology) async {
+            for probe in topology.probes {
+                let id = probe.replica.id
+                switch topology.health[id] {
+                case .recovering(let why)?:
+                    if watches[id] == nil {
+                        let since = expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"]
+                        let counted = await count(probe.replica, expected)
+                        watches[id] = Watch(
+                            sinceMs: since ?? nowMs(), shortAtStart: counted.map { max(0, expectedCount - $0) },
+                            endMs: nil, lastReason: why)
+                        logger.notice(
+                            "replica recovering",
+                            metadata: [
+                                "milvus.collection": "\(expected.name)", "milvus.replica": "\(id)",
+                                "audit.reason": "\(why)",
+                            ])
+                    }
+                    watches[id]?.lastReason = why
+                    watches[id]?.endMs = nil
+                    watches[id]?.unreachableOnly = false
+                case .unreachable(let why)?:
+                    if watches[id] == nil {
+                        watches[id] = Watch(
+                            sinceMs: nowMs(), shortAtStart: nil, endMs: nil, lastReason: why, unreachableOnly: true)
+                    }
+                case .serving?:
+                    if let watch = watches[id], watch.endMs == nil {
+                        watches[id]?.unreachableOnly = false
+                        // serving per its leader views; done once its counts match the shadow at T too
+                        let counted = await count(probe.replica, expected)
+                        if watch.shortAtStart == nil, let counted {
+                            watches[id]?.shortAtStart = max(0, expectedCount - counted)
+                        }
+                        if let counted, counted >= expectedCount { watches[id]?.endMs = nowMs() }
+                    }
+                default: break
+                }
+            }
+        }
+        await note(topology)
+        let watchStart = ContinuousClock.now
+        while true {
+            let recovering = topology.probes.contains {
+                let id = $0.replica.id
+                guard let watch = watches[id] else { return topology.health[id]?.isRecovering == true }
+                return watch.endMs == nil && !watch.unreachableOnly
+            }
+            let unreachable =
+                topology.error != nil
+                || topology.health.values.contains { if case .unreachable = $0 { true } else { false } }
+            let elapsed = ContinuousClock.now - watchStart
+            if !recovering && !unreachable { break }
+            if elapsed >= policy.watchLimit { break }
+            if !recovering && elapsed >= policy.unreachableGrace { break }
+            try await sleep(policy.probeInterval)
+            topology = await probe(expected)
+            await note(topology)
+        }
+
+        if let error = topology.error {
+            result.unjudged.append("\(expected.name) (\(expected.collectionID)): replicas not available: \(error)")
+            for (id, watch) in watches where !watch.unreachableOnly {
+                result.records.append(
+                    AuditRecord(
+                        catchup(expected, replicaID: id, nodeIDs: [], leaders: [:], watch: watch, missing: []),
+                        .suspected))
+            }
+            return result
+        }
+
+        // Read every replica at T.
+        var served: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
+        var pending: [ReplicaFinding] = []
+        for probe in topology.probes {
+            let replica = probe.replica
+            let health = topology.health[replica.id] ?? .unreachable("not probed")
+            if case .unreachable(let why) = health {
+                result.unjudged.append("replica \(replica.id): \(why)")
+                result.records.append(
+                    AuditRecord(
+                        ReplicaFinding(
+                            kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
+                            nodeIDs: replica.nodeIDs, pks: [], pkCount: 0, timestamp: expected.timestamp,
+                            evidence: "replica cannot be asked: \(why)", leaders: Self.leaders(replica)),
+                        .suspected))
+                continue
+            }
+            let rows: [ReplicaRow]
+            do {
+                rows = try await read(replica, expected)
+            } catch {
+                let lagging = (error as? GRPCError)?.isDeadlineExceeded == true
+                let why = lagging ? "lagging: has not reached T within \(policy.readTimeout)" : "\(error)"
+                result.unjudged.append("replica \(replica.id): \(why)")
+                result.records.append(
+                    AuditRecord(
+                        ReplicaFinding(
+                            kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
+                            nodeIDs: replica.nodeIDs, pks: [], pkCount: 0, timestamp: expected.timestamp,
+                            evidence: "replica could not be read at T: \(why)", leaders: Self.leaders(replica)),
+                        .suspected))
+                continue
+            }
+            if health.isRecovering, let watch = watches[replica.id] {
+                // Still recovering when the watch ended: short answers are catch-up, not (yet) loss.
+                let missing = ReplicaComparison.compare(
+                    collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
+                    tombstones: expected.tombstones,
+                    replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows)
+                ).first { $0.kind == .missing }
+                let finding = catchup(
+                    expected, replicaID: replica.id, nodeIDs: replica.nodeIDs, leaders: Self.leaders(replica),
+                    watch: watch, missing: missing?.pks ?? [], missingCount: missing?.pkCount ?? 0)
+                let overdue = nowMs() - watch.sinceMs >= policy.catchupBound.milliseconds64
+                result.records.append(AuditRecord(finding, overdue ? .confirmed : .suspected))
+                result.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
+                continue
+            }
+            if let watch = watches[replica.id], watch.endMs != nil {
+                result.records.append(
+                    AuditRecord(
+                        catchup(
+                            expected, replicaID: replica.id, nodeIDs: replica.nodeIDs, leaders: Self.leaders(replica),
+                            watch: watch, missing: []), .resolved))
+            }
+            served.append((replica, rows))
+            pending += findings(expected, replica: replica, rows: rows)
+        }
+        if served.count >= 2,
+            let divergence = ReplicaComparison.divergence(
+                collectionID: expected.collectionID, timestamp: expected.timestamp,
+                .init(id: served[0].replica.id, nodeIDs: served[0].replica.nodeIDs, rows: served[0].rows),
+                .init(id: served[1].replica.id, nodeIDs: served[1].replica.nodeIDs, rows: served[1].rows))
+        {
+            pending.append(divergence)
+        }
+        result.coverage = AuditCoverage(
+            collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp, mode: "pk",
+            rows: served.reduce(0) { $0 + $1.rows.count }, replicas: served.count, replicasTotal: topology.probes.count,
+            buckets: expected.buckets, seconds: (ContinuousClock.now - started).secondsValue)
+        guard !pending.isEmpty else { return result }
+
+        // Confirmation: the same T, read again after the settle delay, from replicas still serving.
+        try await sleep(policy.settle)
+        let again = await probe(expected)
+        var confirmedNow: [ReplicaFinding] = []
+        var reread: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
+        for (replica, _) in served where again.health[replica.id]?.isServing == true {
+            guard let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica,
+                let rows = try? await self.read(current, expected)
+            else { continue }
+            reread.append((current, rows))
+            confirmedNow += findings(expected, replica: current, rows: rows)
+        }
+        if reread.count >= 2,
+            let divergence = ReplicaComparison.divergence(
+                collectionID: expected.collectionID, timestamp: expected.timestamp,
+                .init(id: reread[0].replica.id, nodeIDs: reread[0].replica.nodeIDs, rows: reread[0].rows),
+                .init(id: reread[1].replica.id, nodeIDs: reread[1].replica.nodeIDs, rows: reread[1].rows))
+        {
+            confirmedNow.append(divergence)
+        }
+        for finding in pending {
+            let same = confirmedNow.contains {
+                $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
+                    && $0.pkCount == finding.pkCount
+            }
+            result.records.append(AuditRecord(finding, same ? .confirmed : .suspected))
+        }
+        return result
+    }
+
+    func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) -> [ReplicaFinding] {
+        ReplicaComparison.compare(
+            collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
+            tombstones: expected.tombstones, replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows)
+        ).map {
+            var finding = $0
+            finding.leaders = Self.leaders(replica)
+            return finding
+        }
+    }
+
+    func catchup(
+        _ expected: ExpectedCollection, replicaID: Int64, nodeIDs: [Int64], leaders: [String: String], watch: Watch,
+        missing: [PrimaryKey], missingCount: Int = 0
+    ) -> ReplicaFinding {
+        let end = watch.endMs
+        let seconds = Double((end ?? nowMs()) - watch.sinceMs) / 1000
+        var evidence =
+            end != nil
+            ? String(format: "caught up after %.1f s", seconds)
+            : String(format: "still recovering after %.1f s: %@", seconds, watch.lastReason)
+        if let short = watch.shortAtStart { evidence += "; \(short) rows short when first seen" }
+        if end == nil && missingCount > 0 { evidence += "; \(missingCount) pks not served at T" }
+        var finding = ReplicaFinding(
+            kind: .catchupUnfinished, collectionID: expected.collectionID, replicaID: replicaID, nodeIDs: nodeIDs,
+            pks: missing, pkCount: end == nil ? missingCount : Int(watch.shortAtStart ?? 0),
+            timestamp: expected.timestamp, evidence: evidence, leaders: leaders)
+        finding.windowStartMs = watch.sinceMs
+        finding.windowEndMs = end
+        return finding
+    }
+}
+
+extension Duration {
+    var milliseconds64: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

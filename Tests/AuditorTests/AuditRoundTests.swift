@@ -1,0 +1,218 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import Auditor
+
+/// A replica source answering from scripts: per replica, the leader view and the rows it serves, as
+/// functions of how many times it was asked.
+final class FakeReplicaSource: ReplicaSource {
+    struct Script: Sendable {
+        /// probe number → leader view (nil: no view yet); throwing = leader unreachable.
+        var view: @Sendable (Int) throws -> LeaderView?
+        /// data request number (counts and reads) → rows served at T; throwing = the read failed (e.g. deadline: lagging).
+        var rows: @Sendable (Int) throws -> [ReplicaRow]
+    }
+    let vchannel = "by-dev-rootcoord-dml_0_9v0"
+    let scripts: [Int64: Script]
+    private let calls = Mutex<[String: Int]>([:])
+
+    init(_ scripts: [Int64: Script]) { self.scripts = scripts }
+
+    private func next(_ key: String) -> Int {
+        calls.withLock {
+            $0[key, default: 0] += 1
+            return $0[key]! - 1
+        }
+    }
+
+    func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
+        scripts.keys.sorted().map { id in
+            ReplicaInfo(
+                id: id, collectionID: collectionID, nodeIDs: [id * 10],
+                shards: [
+                    .init(
+                        vchannel: vchannel, leaderID: id * 10, leaderAddress: "10.0.0.\(id):21123", nodeIDs: [id * 10])
+                ])
+        }
+    }
+
+    func leaderView(shard: ReplicaInfo.Shard, collectionID: Int64, timeout: Duration) async throws -> LeaderView? {
+        let id = shard.leaderID / 10
+        return try scripts[id]!.view(next("view\(id)"))
+    }
+
+    func count(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        timeout: Duration
+    ) async throws -> Int64 {
+        let id = shard.leaderID / 10
+        return Int64(try scripts[id]!.rows(next("data\(id)")).count)
+    }
+
+    func rows(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        pageSize: Int, timeout: Duration
+    ) async throws -> [ReplicaRow] {
+        let id = shard.leaderID / 10
+        return try scripts[id]!.rows(next("data\(id)"))
+    }
+}
+
+@Suite("Audit round (fake replicas)")
+struct AuditRoundTests {
+    static let t: UInt64 = 1_000
+    static let shadow = (1...10).map { ShadowStore.LiveRow(pk: .int($0), ts: 500, rowHash: 0) }
+    static let all = shadow.map { ReplicaRow(pk: $0.pk, ts: $0.ts) }
+    static func view(target: Int64 = 3, sealed: Set<Int64> = [1]) -> LeaderView {
+        LeaderView(
+            nodeID: 1, vchannel: "by-dev-rootcoord-dml_0_9v0", targetVersion: target, sealedSegments: sealed,
+            growingSegments: [])
+    }
+    static let healthy = FakeReplicaSource.Script(view: { _ in view() }, rows: { _ in all })
+
+    func round(_ source: FakeReplicaSource, nowMs: Int64 = 1_000_000, policy: AuditPolicy? = nil) -> AuditRound {
+        AuditRound(
+            source: source,
+            policy: policy
+                ?? AuditPolicy(
+                    settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
+                    unreachableGrace: .milliseconds(100), catchupBound: .seconds(120), probeInterval: .milliseconds(5)),
+            logger: Logger(label: "test"), nowMs: { nowMs }, sleep: { try await Task.sleep(for: $0) })
+    }
+
+    func expected(firstSeen: [String: Int64] = [:], tombstones: [DeletedKey] = []) -> ExpectedCollection {
+        ExpectedCollection(
+            collectionID: 9, name: "c", pkFieldID: 100, pkIsInt: true, vchannels: ["by-dev-rootcoord-dml_0_9v0"],
+            timestamp: Self.t, rows: Self.shadow, tombstones: tombstones, firstSeen: firstSeen)
+    }
+
+    func states(_ result: CollectionAuditResult) -> [String] {
+        result.records.map { "\($0.finding.kind.rawValue)/\($0.finding.replicaID)/\($0.state.rawValue)" }.sorted()
+    }
+
+    @Test func healthyReplicasGiveNoFindingAndFullCoverage() async throws {
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: Self.healthy])).audit(expected())
+        #expect(result.records.isEmpty)
+        #expect(result.unjudged.isEmpty)
+        #expect(result.coverage?.replicas == 2 && result.coverage?.rows == 20)
+    }
+
+    @Test func pureLagNeverConfirmsAnything() async throws {
+        // replica 2 has not reached T: its reads time out (the delegator waits for tsafe), nothing is lost
+        let lagging = FakeReplicaSource.Script(
+            view: { _ in Self.view() },
+            rows: { _ in throw GRPCError(method: "Query", target: "x", status: 4, message: "deadline exceeded") })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lagging])).audit(expected())
+        #expect(states(result) == ["replica_unavailable/2/suspected"])
+        #expect(!result.records.contains { $0.state == .confirmed })
+        #expect(result.unjudged.first?.contains("lagging") == true)
+    }
+
+    @Test func lossOnAServingReplicaIsConfirmedWithItsPksAndLeader() async throws {
+        let lossy = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in Array(Self.all.dropFirst(3)) })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy])).audit(expected())
+        #expect(states(result) == ["missing/2/confirmed", "replica_divergence/1/confirmed"])
+        let missing = try #require(result.records.first { $0.finding.kind == .missing }?.finding)
+        #expect(missing.pks == [.int(1), .int(2), .int(3)])
+        #expect(missing.leaders == ["by-dev-rootcoord-dml_0_9v0": "20@10.0.0.2:21123"])
+    }
+
+    @Test func aDifferenceGoneAtTheSecondReadStaysSuspected() async throws {
+        let flaky = FakeReplicaSource.Script(
+            view: { _ in Self.view() }, rows: { n in n == 0 ? Array(Self.all.dropFirst()) : Self.all })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: flaky])).audit(expected())
+        #expect(!result.records.isEmpty)
+        #expect(result.records.allSatisfy { $0.state == .suspected })
+    }
+
+    @Test func resurrectedRowsOnOneReplicaOnly() async throws {
+        let deleted = [DeletedKey(pk: .int(11), ts: 600), DeletedKey(pk: .int(12), ts: 600)]
+        let back = FakeReplicaSource.Script(
+            view: { _ in Self.view() },
+            rows: { _ in Self.all + [ReplicaRow(pk: .int(11), ts: 400), ReplicaRow(pk: .int(12), ts: 400)] })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: back])).audit(expected(tombstones: deleted))
+        #expect(states(result) == ["replica_divergence/1/confirmed", "resurrected/2/confirmed"])
+        #expect(result.records.first { $0.finding.kind == .resurrected }?.finding.pks == [.int(11), .int(12)])
+    }
+
+    @Test func aRecoveringReplicaIsWatchedUntilItMatchesThenResolved() async throws {
+        // TargetVersion 0 and half the rows for the first probes, then complete: the restart window
+        let recovering = FakeReplicaSource.Script(
+            view: { n in n < 3 ? Self.view(target: 0, sealed: []) : Self.view() },
+            rows: { n in n < 2 ? Array(Self.all.prefix(5)) : Self.all })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: recovering])).audit(expected())
+        #expect(states(result) == ["catchup_unfinished/2/resolved"])
+        let catchup = try #require(result.records.first?.finding)
+        #expect(catchup.windowStartMs != nil && catchup.windowEndMs != nil)
+        #expect(catchup.evidence.contains("caught up") && catchup.evidence.contains("5 rows short"))
+        #expect(result.unjudged.isEmpty)
+    }
+
+    @Test func aRestartingReplicaUnreachableThenServingIsMeasuredAsCatchUp() async throws {
+        let restarting = FakeReplicaSource.Script(
+            view: { n in
+                if n < 2 { throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") }
+                return Self.view()
+            },
+            rows: { n in n < 1 ? Array(Self.all.prefix(2)) : Self.all })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: restarting])).audit(expected())
+        #expect(states(result) == ["catchup_unfinished/2/resolved"])
+        #expect(result.records.first?.finding.evidence.contains("8 rows short") == true)
+    }
+
+    @Test func aReplicaThatNeverCompletesIsSuspectedThenConfirmedAfterTheBound() async throws {
+        let stuck = FakeReplicaSource.Script(
+            view: { _ in Self.view(target: 0, sealed: []) }, rows: { _ in Array(Self.all.prefix(4)) })
+        let young = try await round(FakeReplicaSource([1: Self.healthy, 2: stuck])).audit(expected())
+        #expect(states(young) == ["catchup_unfinished/2/suspected"])
+        #expect(young.records.first?.finding.pkCount == 6)
+        // first seen 200 s ago (bound 120 s): escalates
+        let old = try await round(FakeReplicaSource([1: Self.healthy, 2: stuck]), nowMs: 1_000_000)
+            .audit(expected(firstSeen: ["catchup_unfinished/2": 800_000]))
+        #expect(states(old) == ["catchup_unfinished/2/confirmed"])
+    }
+
+    @Test func aReplicaLackingSealedSegmentsTheOtherServesIsRecovering() {
+        let probes = [1, 2].map { id in
+            ReplicaProbe(
+                replica: ReplicaInfo(
+                    id: Int64(id), collectionID: 9, nodeIDs: [],
+                    shards: [.init(vchannel: "v", leaderID: Int64(id), leaderAddress: "a", nodeIDs: [])]),
+                views: ["v": .success(Self.view(sealed: id == 1 ? [1, 2] : [1]))])
+        }
+        let health = ReplicaHealth.classify(probes, vchannels: ["v"])
+        #expect(health[1] == .serving)
+        #expect(health[2]?.isRecovering == true)
+        #expect(health[2]?.reason.contains("[2]") == true)
+    }
+
+    @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {
+        let down = FakeReplicaSource.Script(
+            view: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") },
+            rows: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: down])).audit(expected())
+        #expect(states(result) == ["replica_unavailable/2/suspected"])
+    }
+}
+
+@Suite("Finding lifecycle")
+struct FindingLifecycleTests {
+    @Test func findingsKeepFirstSeenAndResolveWhenGone() throws {
+        let store = try ShadowStore.inMemory()
+        let finding = ReplicaFinding(
+            kind: .missing, collectionID: 9, replicaID: 2, nodeIDs: [20], pks: [.int(1)], pkCount: 1, timestamp: 5,
+            evidence: "x")
+        try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .suspected)], coverage: [], nowMs: 1000)
+        try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .confirmed)], coverage: [], nowMs: 2000)
+        var f = try #require(try store.summary().findings.first)
+        #expect(f.state == "confirmed" && f.firstSeenMs == 1000 && f.confirmedMs == 2000 && f.lastSeenMs == 2000)
+        #expect(try store.openFindingsFirstSeen(collectionID: 9) == ["missing/2": 1000])
+        try store.recordAudit(collections: [9], findings: [], coverage: [], nowMs: 3000)
+        f = try #require(try store.summary().findings.first)
+        #expect(f.state == "resolved" && f.resolvedMs == 3000)
+        #expect(try store.summary().findings.count == 1)
+        #expect(ShadowReport.exitCode(try store.summary()) == 0)
+    }
+}
