@@ -17,6 +17,12 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "State directory holding the shadow. Default: $AUDITD_STATE or ./auditd-state.")
     var state: String?
 
+    @Option(help: "Milvus's etcd HOST:PORT (topology when the proxy cannot list replicas; default 127.0.0.1:2379).")
+    var etcd: String?
+
+    @Option(help: "Milvus's etcd root path (etcd.rootPath; default by-dev).")
+    var etcdRoot: String?
+
     @Option(help: "Milvus DML topic prefix (pchannels are PREFIX_0 … PREFIX_N).")
     var topicPrefix: String?
 
@@ -41,8 +47,10 @@ struct ConnectionOptions: ParsableArguments {
         for property in kafkaProperties + file.kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property: '\(property)' is not KEY=VALUE")
         }
-        if let milvus = milvus ?? file.values["milvus"], !milvus.contains(":") {
-            throw ValidationError("--milvus: '\(milvus)' is not HOST:PORT")
+        for (flag, key) in [(milvus, "milvus"), (etcd, "etcd")] {
+            if let value = flag ?? file.values[key], !value.contains(":") {
+                throw ValidationError("--\(key): '\(value)' is not HOST:PORT")
+            }
         }
         if let brokers = brokers ?? file.values["brokers"],
             brokers.split(separator: ",").contains(where: { !$0.contains(":") })
@@ -60,6 +68,13 @@ struct ConnectionOptions: ParsableArguments {
     /// The Milvus proxy: --milvus, else the config file's `milvus`, else 127.0.0.1:19530.
     func milvusTarget() -> String {
         milvusSchemaSource() ?? "127.0.0.1:19530"
+    }
+
+    func milvusEtcd() -> MilvusEtcd {
+        let file = try? file()
+        return MilvusEtcd(
+            endpoint: etcd ?? file?.values["etcd"] ?? "127.0.0.1:2379",
+            rootPath: etcdRoot ?? file?.values["etcd-root"] ?? "by-dev")
     }
 
     /// `run` asks Milvus for schemas only when told where it is (--milvus or the config file).
@@ -395,7 +410,8 @@ struct Audit: AsyncParsableCommand {
                 unreachableGrace: .seconds(try seconds(unreachableGrace, "unreachable-grace", 10)),
                 catchupBound: .seconds(try seconds(catchupBound, "catchup-bound", 120)))
             let options = AuditOptions(
-                stateDirectory: directory, milvus: connection.milvusTarget(), policy: policy, collections: collection)
+                stateDirectory: directory, milvus: connection.milvusTarget(), policy: policy, collections: collection,
+                etcd: connection.milvusEtcd())
             let pause = try seconds(interval, "audit-interval", 60)
             let stop = StopFlag()
             let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in

@@ -7,9 +7,13 @@ public struct AuditOptions: Sendable {
     public var policy: AuditPolicy
     /// Only these collections (names or ids); empty: every loaded collection.
     public var collections: [String]
+    /// Milvus's etcd, for the topology when the proxy cannot list every replica.
+    public var etcd: MilvusEtcd?
     public init(
-        stateDirectory: String, milvus: String, policy: AuditPolicy = AuditPolicy(), collections: [String] = []
+        stateDirectory: String, milvus: String, policy: AuditPolicy = AuditPolicy(), collections: [String] = [],
+        etcd: MilvusEtcd? = nil
     ) {
+        self.etcd = etcd
         self.stateDirectory = stateDirectory
         self.milvus = milvus
         self.policy = policy
@@ -42,7 +46,7 @@ extension Application {
         let checkpoints = try store.checkpoints()
         let client = MilvusClient(target: options.milvus)
         let round = AuditRound(
-            source: source ?? ReplicaReader(milvus: options.milvus), policy: options.policy,
+            source: source ?? ReplicaReader(milvus: options.milvus, etcd: options.etcd), policy: options.policy,
             logger: configuration.logger)
         var summary = AuditSummary()
         var audited: [Int64] = []
@@ -75,13 +79,28 @@ extension Application {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): no time tick applied yet")
                 continue
             }
-            let expected = ExpectedCollection(
+            var expected = ExpectedCollection(
                 collectionID: collection.id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
                 vchannels: schema.virtualChannels, timestamp: t, rows: try store.liveRows(collectionID: collection.id),
                 tombstones: try store.tombstones(collectionID: collection.id),
                 buckets: try store.buckets(collectionID: collection.id).hashes.count,
                 firstSeen: try store.openFindingsFirstSeen(collectionID: collection.id))
+            expected.lastLeaders = try store.replicaTopology(collectionID: collection.id)
             let result = try await round.audit(expected)
+            try store.recordTopology(
+                collectionID: collection.id, leaders: result.leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            for (replica, leaders) in result.leaders {
+                let before = Set((expected.lastLeaders[replica] ?? [:]).values)
+                if !before.isEmpty && before != Set(leaders.values) {
+                    configuration.logger.notice(
+                        "replica leaders changed (node restart or reassignment)",
+                        metadata: [
+                            "milvus.collection": "\(collection.name)", "milvus.replica": "\(replica)",
+                            "milvus.leaders.before": "\(before.sorted())",
+                            "milvus.leaders.now": "\(Set(leaders.values).sorted())",
+                        ])
+                }
+            }
             audited.append(collection.id)
             summary.collections += 1
             if let c = result.coverage {

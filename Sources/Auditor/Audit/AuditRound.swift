@@ -42,6 +42,8 @@ public struct ExpectedCollection: Sendable {
     public var buckets: Int
     /// Open findings from earlier rounds: "kind/replica" → first seen (Unix ms).
     public var firstSeen: [String: Int64]
+    /// Shard leaders seen in earlier rounds, per replica (vchannel → "nodeID@address").
+    public var lastLeaders: [Int64: [String: String]] = [:]
 
     public init(
         collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
@@ -69,6 +71,8 @@ public struct CollectionAuditResult: Sendable {
     public var coverage: AuditCoverage?
     /// Replicas that could not be judged (unreachable, lagging past the deadline, still recovering).
     public var unjudged: [String] = []
+    /// Shard leaders seen in this round, per replica.
+    public var leaders: [Int64: [String: String]] = [:]
 }
 
 /// One audit of one collection: probe every replica's leaders, follow recovering replicas until they match
@@ -254,16 +258,23 @@ public struct AuditRound: Sendable {
             let replica = probe.replica
             let health = topology.health[replica.id] ?? .unreachable("not probed")
             if case .unreachable(let why) = health {
+                // Name the node that served it last: the replica may have lost its node altogether.
+                let last = expected.lastLeaders[replica.id] ?? [:]
+                let leaders = Self.leaders(replica).isEmpty ? last : Self.leaders(replica)
+                let lastNodes = Set(last.values.compactMap { $0.split(separator: "@").first.flatMap { Int64($0) } })
+                var evidence = "replica cannot be asked: \(why)"
+                if !last.isEmpty { evidence += "; last served by \(Set(last.values).sorted().joined(separator: ", "))" }
                 result.unjudged.append("replica \(replica.id): \(why)")
                 result.records.append(
                     AuditRecord(
                         ReplicaFinding(
                             kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
-                            nodeIDs: replica.nodeIDs, pks: [], pkCount: 0, timestamp: expected.timestamp,
-                            evidence: "replica cannot be asked: \(why)", leaders: Self.leaders(replica)),
+                            nodeIDs: replica.nodeIDs.isEmpty ? lastNodes.sorted() : replica.nodeIDs, pks: [],
+                            pkCount: 0, timestamp: expected.timestamp, evidence: evidence, leaders: leaders),
                         .suspected))
                 continue
             }
+            result.leaders[replica.id] = Self.leaders(replica)
             let rows: [ReplicaRow]
             do {
                 rows = try await read(replica, expected)

@@ -49,7 +49,8 @@ extension ReplicaHealth {
         var recovering: [String] = []
         for vchannel in vchannels {
             guard let shard = probe.replica.shards.first(where: { $0.vchannel == vchannel }) else {
-                return .unreachable("no shard leader for \(vchannel)")
+                return .unreachable(
+                    "no shard leader for \(vchannel)" + (probe.replica.note.map { ": \($0)" } ?? ""))
             }
             switch probe.views[vchannel] {
             case nil:

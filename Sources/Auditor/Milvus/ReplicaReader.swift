@@ -13,6 +13,8 @@ public struct ReplicaInfo: Sendable, Equatable {
     public var collectionID: Int64
     public var nodeIDs: [Int64]
     public var shards: [Shard]
+    /// Why the topology is incomplete (e.g. a node without a session), when it is.
+    public var note: String? = nil
 }
 
 /// A row as one replica serves it.
@@ -25,10 +27,13 @@ public struct ReplicaRow: Sendable, Equatable, Hashable {
 /// (the path the proxy uses, minus its load balancer).
 public final class ReplicaReader: Sendable {
     private let milvus: GRPCClient
+    private let etcd: MilvusEtcd?
     let requestIDs = RequestIDs()
 
-    public init(milvus target: String) {
+    /// `etcd`: where to find replicas and QueryNode addresses when the proxy cannot list them.
+    public init(milvus target: String, etcd: MilvusEtcd? = nil) {
         milvus = GRPCClient(target: target)
+        self.etcd = etcd
     }
 
     final class RequestIDs: Sendable {
@@ -41,6 +46,17 @@ public final class ReplicaReader: Sendable {
     }
 
     public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
+        do {
+            return try await publicReplicas(collectionID: collectionID)
+        } catch let error as GRPCError where error.message.hasPrefix("Milvus error") {
+            guard let etcd, !error.message.contains("not found"),
+                case let fromEtcd = try await replicasFromEtcd(etcd, collectionID: collectionID), !fromEtcd.isEmpty
+            else { throw error }
+            return fromEtcd
+        }
+    }
+
+    func publicReplicas(collectionID: Int64) async throws -> [ReplicaInfo] {
         var request = Milvus_Proto_Milvus_GetReplicasRequest()
         request.collectionID = collectionID
         request.withShardNodes = true

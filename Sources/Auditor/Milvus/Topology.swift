@@ -37,22 +37,30 @@ public protocol ReplicaSource: Sendable {
 }
 
 extension ReplicaReader: ReplicaSource {
-    public func leaderView(shard: ReplicaInfo.Shard, collectionID: Int64, timeout: Duration) async throws
-        -> LeaderView?
+    /// `GetDataDistribution` of one QueryNode (targetID must be its current node id).
+    func distribution(nodeID: Int64, address: String, timeout: Duration) async throws
+        -> Milvus_Proto_Query_GetDataDistributionResponse
     {
         var request = Milvus_Proto_Query_GetDataDistributionRequest()
-        request.base.targetID = shard.leaderID
+        request.base.targetID = nodeID
         request.base.msgID = requestIDs.take()
-        let node = GRPCClient(target: shard.leaderAddress)
+        let node = GRPCClient(target: address)
         let response = try await node.unary(
             "milvus.proto.query.QueryNode/GetDataDistribution", request,
             as: Milvus_Proto_Query_GetDataDistributionResponse.self, timeout: timeout,
-            metadata: ["serverid": String(shard.leaderID)])
+            metadata: ["serverid": String(nodeID)])
         if response.status.errorCode != 0 || response.status.code != 0 {
             throw GRPCError(
-                method: "QueryNode/GetDataDistribution", target: shard.leaderAddress, status: nil,
+                method: "QueryNode/GetDataDistribution", target: address, status: nil,
                 message: "Milvus error \(response.status.errorCode)/\(response.status.code): \(response.status.reason)")
         }
+        return response
+    }
+
+    public func leaderView(shard: ReplicaInfo.Shard, collectionID: Int64, timeout: Duration) async throws
+        -> LeaderView?
+    {
+        let response = try await distribution(nodeID: shard.leaderID, address: shard.leaderAddress, timeout: timeout)
         guard
             let view = response.leaderViews.first(where: {
                 $0.collection == collectionID && $0.channel == shard.vchannel
@@ -61,5 +69,41 @@ extension ReplicaReader: ReplicaSource {
         return LeaderView(
             nodeID: response.nodeID, vchannel: view.channel, targetVersion: view.targetVersion,
             sealedSegments: Set(view.segmentDist.keys), growingSegments: Set(view.growingSegmentIds))
+    }
+
+    /// The replicas as QueryCoord records them in etcd, with shard leaders found by asking each live node
+    /// for its leader views. Used when the proxy's GetReplicas fails as a whole because one replica has no
+    /// available node (Milvus 2.3.5 then answers 401 and drops every replica it had not listed yet).
+    func replicasFromEtcd(_ etcd: MilvusEtcd, collectionID: Int64) async throws -> [ReplicaInfo] {
+        let records = try await etcd.replicas(collectionID: collectionID)
+        guard !records.isEmpty else { return [] }
+        let sessions = try await etcd.queryNodes()
+        var result: [ReplicaInfo] = []
+        for (id, nodeIDs) in records.sorted(by: { $0.key < $1.key }) {
+            var shards: [ReplicaInfo.Shard] = []
+            var notes: [String] = []
+            for node in nodeIDs.sorted() {
+                guard let address = sessions[node] else {
+                    notes.append("node \(node) has no session in etcd (down)")
+                    continue
+                }
+                do {
+                    let response = try await distribution(nodeID: node, address: address, timeout: .seconds(3))
+                    for view in response.leaderViews where view.collection == collectionID {
+                        shards.append(
+                            ReplicaInfo.Shard(
+                                vchannel: view.channel, leaderID: node, leaderAddress: address, nodeIDs: [node]))
+                    }
+                } catch {
+                    notes.append("node \(node) at \(address): \(error)")
+                }
+            }
+            if nodeIDs.isEmpty { notes.append("no node assigned") }
+            result.append(
+                ReplicaInfo(
+                    id: id, collectionID: collectionID, nodeIDs: nodeIDs, shards: shards,
+                    note: notes.isEmpty ? nil : notes.joined(separator: "; ")))
+        }
+        return result
     }
 }

@@ -167,8 +167,7 @@ extension ShadowStore {
                 let finding = record.finding
                 let key = "\(finding.kind.rawValue)/\(finding.collectionID)/\(finding.replicaID)"
                 let state = record.state.rawValue
-                let leaders = finding.leaders.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                    .joined(separator: ",")
+                let leaders = Self.formatLeaders(finding.leaders)
                 let arguments: [(any DatabaseValueConvertible)?] = [
                     state, finding.evidence, finding.nodeIDs.map(String.init).joined(separator: ","),
                     Self.pksJSON(finding.pks), finding.pkCount, Int64(bitPattern: finding.timestamp), nowMs,
@@ -218,6 +217,44 @@ extension ShadowStore {
                     ])
             }
         }
+    }
+
+    /// The last shard leaders seen per replica of a collection ("vchannel=nodeID@address" → replica id).
+    public func replicaTopology(collectionID: Int64) throws -> [Int64: [String: String]] {
+        try writer.read { db in
+            var result: [Int64: [String: String]] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT replica_id, leaders FROM replica_topology WHERE collection_id = ?",
+                arguments: [collectionID])
+            {
+                let text: String = row["leaders"]
+                result[row["replica_id"]] = Self.parseLeaders(text)
+            }
+            return result
+        }
+    }
+
+    public func recordTopology(collectionID: Int64, leaders: [Int64: [String: String]], nowMs: Int64) throws {
+        try writer.write { db in
+            for (replica, map) in leaders where !map.isEmpty {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO replica_topology VALUES (?, ?, ?, ?)",
+                    arguments: [collectionID, replica, Self.formatLeaders(map), nowMs])
+            }
+        }
+    }
+
+    static func formatLeaders(_ leaders: [String: String]) -> String {
+        leaders.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    static func parseLeaders(_ text: String) -> [String: String] {
+        var map: [String: String] = [:]
+        for pair in text.split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            if kv.count == 2 { map[kv[0]] = kv[1] }
+        }
+        return map
     }
 
     /// The open (not resolved) replica findings of a collection: when each was first seen.

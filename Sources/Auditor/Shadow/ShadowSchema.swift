@@ -115,6 +115,18 @@ enum ShadowSchema {
                         seconds REAL NOT NULL)
                     """)
         }
+        migrator.registerMigration("v5-replica-topology") { db in
+            // The last shard leaders seen per replica: evidence when a replica's node is gone, and restarts.
+            try db.execute(
+                sql: """
+                    CREATE TABLE replica_topology (
+                        collection_id INTEGER NOT NULL,
+                        replica_id INTEGER NOT NULL,
+                        leaders TEXT NOT NULL,
+                        seen_ms INTEGER NOT NULL,
+                        PRIMARY KEY (collection_id, replica_id))
+                    """)
+        }
         return migrator
     }
 }

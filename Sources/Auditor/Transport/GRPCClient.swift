@@ -24,10 +24,10 @@ public final class GRPCClient: Sendable {
 
     public init(target: String) {
         self.target = target
-        _ = Self.globalInit
+        _ = Self.globalInitOnce
     }
 
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    static let globalInitOnce: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func unary<Response: SwiftProtobuf.Message>(
         _ method: String, _ request: some SwiftProtobuf.Message, as: Response.Type, timeout: Duration = .seconds(10),
@@ -51,11 +51,6 @@ public final class GRPCClient: Sendable {
         }
     }
 
-    final class Exchange {
-        var body: [UInt8] = []
-        var headers: [String: String] = [:]
-    }
-
     /// Blocking: one HTTP/2 POST, the gRPC framing, grpc-status from the trailers.
     static func perform(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
         throws -> [UInt8]
@@ -69,51 +64,15 @@ public final class GRPCClient: Sendable {
             UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff),
         ]
         framed += payload
-        let exchange = Exchange()
         let ms = max(1, Int(timeout.milliseconds))
         var headerLines = [
             "content-type: application/grpc", "te: trailers", "grpc-timeout: \(ms)m", "user-agent: auditd",
         ]
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { headerLines.append("\(key): \(value)") }
-        let code: CURLcode = easy.with(headers: headerLines) { handle, headerList in
-            let url = "http://\(target)/\(method.hasPrefix("/") ? String(method.dropFirst()) : method)"
-            return url.withCString { urlPointer in
-                framed.withUnsafeBytes { body in
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_URL, urlPointer)
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_POST, 1)
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress)
-                    _ = auditd_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList)
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, ms + 1000)
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(ms, 3000))
-                    let context = Unmanaged.passUnretained(exchange).toOpaque()
-                    _ = auditd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
-                        guard let data, let user else { return 0 }
-                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
-                        exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
-                        return size * count
-                    }
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
-                    _ = auditd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
-                        guard let data, let user else { return 0 }
-                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
-                        let line = String(
-                            decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-                        if let colon = line.firstIndex(of: ":") {
-                            let key = line[..<colon].lowercased()
-                            let value = line[line.index(after: colon)...].trimmingCharacters(
-                                in: .whitespacesAndNewlines)
-                            exchange.headers[key] = value
-                        }
-                        return size * count
-                    }
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
-                    return curl_easy_perform(handle)
-                }
-            }
-        }
+        let url = "http://\(target)/\(method.hasPrefix("/") ? String(method.dropFirst()) : method)"
+        let (code, exchange) = easy.post(
+            url: url, body: framed, headers: headerLines, http2: true, timeoutMs: ms + 1000,
+            connectTimeoutMs: min(ms, 3000))
         guard code == CURLE_OK else {
             let message = String(cString: curl_easy_strerror(code))
             throw GRPCError(
@@ -150,11 +109,109 @@ final class CurlEasy {
 
     deinit { curl_easy_cleanup(handle) }
 
+    /// The HTTP status of the last transfer.
+    func statusCode(_ status: inout Int) {
+        var code = 0
+        _ = auditd_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        status = code
+    }
+
+    /// What came back: the body and the response headers (trailers included), lower-cased names.
+    final class Exchange {
+        var body: [UInt8] = []
+        var headers: [String: String] = [:]
+    }
+
+    /// Blocking: one POST. HTTP/2 with prior knowledge (gRPC) or HTTP/1.1.
+    func post(
+        url: String, body payload: [UInt8], headers: [String], http2: Bool, timeoutMs: Int, connectTimeoutMs: Int
+    ) -> (CURLcode, Exchange) {
+        let exchange = Exchange()
+        let code: CURLcode = with(headers: headers) { handle, headerList in
+            url.withCString { urlPointer in
+                payload.withUnsafeBytes { body in
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_URL, urlPointer)
+                    if http2 {
+                        _ = auditd_curl_setopt_long(
+                            handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
+                    }
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_POST, 1)
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress)
+                    _ = auditd_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMs)
+                    _ = auditd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMs)
+                    let context = Unmanaged.passUnretained(exchange).toOpaque()
+                    _ = auditd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
+                        guard let data, let user else { return 0 }
+                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
+                        exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+                        return size * count
+                    }
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
+                    _ = auditd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
+                        guard let data, let user else { return 0 }
+                        let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
+                        let line = String(
+                            decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                        if let colon = line.firstIndex(of: ":") {
+                            let key = line[..<colon].lowercased()
+                            let value = line[line.index(after: colon)...].trimmingCharacters(
+                                in: .whitespacesAndNewlines)
+                            exchange.headers[key] = value
+                        }
+                        return size * count
+                    }
+                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
+                    return curl_easy_perform(handle)
+                }
+            }
+        }
+        return (code, exchange)
+    }
+
     /// Runs `body` with the handle and a header list that lives exactly as long as the call.
     func with<T>(headers: [String], _ body: (UnsafeMutableRawPointer, UnsafeMutablePointer<curl_slist>?) -> T) -> T {
         var list: UnsafeMutablePointer<curl_slist>?
         for header in headers { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
         return body(handle, list)
+    }
+}
+
+/// Plain HTTP/1.1 JSON POSTs (etcd's v3 JSON gateway). Blocking work runs on its own queue.
+public final class HTTPClient: Sendable {
+    private let queue = DispatchQueue(label: "auditd.http", attributes: .concurrent)
+
+    public init() {
+        _ = GRPCClient.globalInitOnce
+    }
+
+    /// POSTs `body` to `url`; returns the status code and the body. Transport failures throw.
+    public func post(_ url: String, json body: [UInt8], timeout: Duration = .seconds(5)) async throws -> (Int, [UInt8])
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(
+                    with: Result {
+                        guard let easy = CurlEasy() else {
+                            throw GRPCError(method: "POST", target: url, status: nil, message: "curl_easy_init failed")
+                        }
+                        let ms = max(1, Int(timeout.milliseconds))
+                        let (code, exchange) = easy.post(
+                            url: url, body: body, headers: ["content-type: application/json", "user-agent: auditd"],
+                            http2: false, timeoutMs: ms, connectTimeoutMs: min(ms, 3000))
+                        guard code == CURLE_OK else {
+                            throw GRPCError(
+                                method: "POST", target: url, status: nil,
+                                message: String(cString: curl_easy_strerror(code)))
+                        }
+                        var status = 0
+                        easy.statusCode(&status)
+                        return (status, exchange.body)
+                    })
+            }
+        }
     }
 }

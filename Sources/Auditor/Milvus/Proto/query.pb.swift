@@ -374,6 +374,25 @@ nonisolated struct Milvus_Proto_Query_LeaderView: Sendable {
   init() {}
 }
 
+/// query.Replica as QueryCoord stores it in etcd (<root>/meta/querycoord-replica/<collection>/<replica>).
+nonisolated struct Milvus_Proto_Query_Replica: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var id: Int64 = 0
+
+  var collectionID: Int64 = 0
+
+  var nodes: [Int64] = []
+
+  var resourceGroup: String = String()
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "milvus.proto.query"
@@ -982,6 +1001,51 @@ nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, Swif
     if lhs.growingSegmentIds != rhs.growingSegmentIds {return false}
     if lhs.growingSegments != rhs.growingSegments {return false}
     if lhs.targetVersion != rhs.targetVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Query_Replica: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".Replica"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collectionID\0\u{1}nodes\0\u{3}resource_group\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.collectionID) }()
+      case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.nodes) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.resourceGroup) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if self.collectionID != 0 {
+      try visitor.visitSingularInt64Field(value: self.collectionID, fieldNumber: 2)
+    }
+    if !self.nodes.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.nodes, fieldNumber: 3)
+    }
+    if !self.resourceGroup.isEmpty {
+      try visitor.visitSingularStringField(value: self.resourceGroup, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Milvus_Proto_Query_Replica, rhs: Milvus_Proto_Query_Replica) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.collectionID != rhs.collectionID {return false}
+    if lhs.nodes != rhs.nodes {return false}
+    if lhs.resourceGroup != rhs.resourceGroup {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
