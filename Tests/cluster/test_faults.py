@@ -1,0 +1,190 @@
+"""Injected storage faults on the real cluster (../shared/docs/fault-injection.md), found by auditd and
+attributed to the right replica, node and pks.
+
+(a) a sealed segment's delta_log overwritten with another valid delta file, one QueryNode restarted:
+    `resurrected` on that replica only, exactly that segment's deleted pks; resolved once restored.
+(b) a sealed segment's insert_log removed, one QueryNode restarted: that replica never completes —
+    `catchup_unfinished` (suspected), confirmed once it lasts past the bound, resolved when the file is back.
+"""
+import glob
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AUDITD = os.environ.get("AUDITD_BIN", os.path.join(ROOT, ".build", "debug", "auditd"))
+CLUSTER = os.path.join(ROOT, "dev", "cluster")
+RUN = os.environ.get("AUDITD_CLUSTER_DIR", "/tmp/auditd-cluster")
+
+pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="needs dev/cluster up + dev/cluster exec")
+
+
+def cluster(*args):
+    subprocess.run([CLUSTER, *args], check=True, capture_output=True)
+
+
+def restart_querynode1():
+    cluster("kill", "querynode1")  # waits until the process is gone
+    time.sleep(1.5)  # a restart right after SIGKILL can race with Milvus's pid-file check
+    cluster("start", "querynode1")
+
+
+def audit(state, name, *extra):
+    done = subprocess.run([AUDITD, "audit", "--once", "--json", "--settle", "3", "--collection", name, "--state",
+                           str(state), *extra], capture_output=True, text=True, timeout=900)
+    report = json.loads(done.stdout) if done.stdout.startswith("{") else {}
+    return done.returncode, report, done.stderr
+
+
+def replica_findings(report, state=None):
+    return [f for f in report.get("findings", []) if f["replica"] is not None and (state is None or f["state"] == state)]
+
+
+def on_querynode1(finding):
+    return any(v.endswith(":21123") for v in (finding.get("leaders") or {}).values())
+
+
+class SegmentedCollection:
+    """1 shard, 2 replicas, varchar pk, 8-d vectors; batch A and batch B flushed into separate sealed segments."""
+
+    def __init__(self, prefix):
+        from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+        connections.connect(uri="http://127.0.0.1:19530")
+        self.utility = utility
+        self.name = "%s_%08x" % (prefix, random.getrandbits(32))
+        schema = CollectionSchema([
+            FieldSchema("detection_id", DataType.VARCHAR, is_primary=True, max_length=64),
+            FieldSchema("embedding", DataType.FLOAT_VECTOR, dim=8)])
+        self.collection = Collection(self.name, schema, shards_num=1)
+        self.collection.create_index("embedding", {"index_type": "FLAT", "metric_type": "L2", "params": {}})
+        self.collection.load(replica_number=2)
+        self.id = self.collection.describe()["collection_id"]
+        self.rng = random.Random(self.id)
+
+    def insert(self, prefix, n):
+        pks = ["%s-%05d" % (prefix, i) for i in range(n)]
+        self.collection.insert([pks, [[self.rng.random() for _ in range(8)] for _ in pks]])
+        return pks
+
+    def delete(self, pks):
+        self.collection.delete("detection_id in [%s]" % ",".join('"%s"' % p for p in pks))
+
+    def flush(self):
+        self.collection.flush()
+
+    def segment_dirs(self, kind):
+        """Sealed segment directories of this collection under local storage, oldest segment first."""
+        dirs = glob.glob(os.path.join(RUN, "data", "**", kind, str(self.id), "*", "*"), recursive=True)
+        return sorted(dirs, key=lambda d: int(os.path.basename(d)))
+
+    def wait_serving(self, seconds=120):
+        deadline = time.time() + seconds
+        while True:
+            try:
+                groups = self.collection.get_replicas().groups
+                if len(groups) == 2 and all(g.shards and all(s.shard_leader > 0 for s in g.shards) for g in groups):
+                    return
+            except Exception:
+                pass
+            assert time.time() < deadline, "replicas not serving"
+            time.sleep(0.5)
+
+    def drop(self):
+        try:
+            self.utility.drop_collection(self.name)
+        except Exception:
+            pass
+
+
+def test_overwritten_delta_log_resurrects_exactly_that_segments_deletes_on_one_replica(tmp_path):
+    c = SegmentedCollection("it_fault_delta")
+    try:
+        a = c.insert("a", 500)
+        c.flush()
+        b = c.insert("b", 450)
+        c.flush()
+        deleted_a, deleted_b = a[:25], b[:25]
+        c.delete(deleted_a + deleted_b)
+        c.flush()
+        c.wait_serving()
+        state = tmp_path / "state"
+        code, report, err = audit(state, c.name)
+        assert code == 0 and replica_findings(report) == [], err[-2000:]
+
+        deltas = c.segment_dirs("delta_log")
+        assert len(deltas) == 2, deltas
+        victim = sorted(glob.glob(os.path.join(deltas[0], "*")))
+        donor = sorted(glob.glob(os.path.join(deltas[1], "*")))
+        assert victim and donor
+        backup = tmp_path / "backup"
+        shutil.copytree(deltas[0], backup)
+        for path in victim:
+            shutil.copyfile(donor[0], path)
+        restart_querynode1()
+
+        code, report, err = audit(state, c.name, "--watch-limit", "120")
+        assert code == 1, err[-3000:]
+        confirmed = replica_findings(report, "confirmed")
+        resurrected = [f for f in confirmed if f["kind"] == "resurrected"]
+        assert len(resurrected) == 1 and on_querynode1(resurrected[0]), confirmed
+        assert resurrected[0]["pk_count"] == 25 and set(resurrected[0]["pks"]) <= set(deleted_a), resurrected
+        others = [f for f in confirmed if f["kind"] not in ("resurrected", "replica_divergence")]
+        assert others == [], others  # the other replica is correct, nothing else is wrong
+
+        # Put the file back and reload that replica: the finding resolves.
+        for path in victim:
+            shutil.copyfile(os.path.join(backup, os.path.basename(path)), path)
+        restart_querynode1()
+        code, report, err = audit(state, c.name, "--watch-limit", "120")
+        assert code == 0, err[-3000:]
+        assert [f["state"] for f in replica_findings(report) if f["kind"] == "resurrected"] == ["resolved"]
+    finally:
+        c.drop()
+
+
+def test_missing_insert_log_is_unfinished_catchup_that_escalates_then_resolves(tmp_path):
+    c = SegmentedCollection("it_fault_insert")
+    try:
+        sealed = c.insert("s", 400)
+        c.flush()
+        c.insert("g", 120)  # growing
+        c.wait_serving()
+        state = tmp_path / "state"
+        time.sleep(1.5)
+        code, report, err = audit(state, c.name)
+        assert code == 0 and replica_findings(report) == [], err[-2000:]
+
+        inserts = c.segment_dirs("insert_log")
+        assert len(inserts) == 1, inserts
+        moved = tmp_path / "moved"
+        shutil.move(inserts[0], moved)
+        restart_querynode1()
+        try:
+            # The restarted replica never gets a target: suspected first (younger than the bound) ...
+            code, report, err = audit(state, c.name, "--watch-limit", "15", "--catchup-bound", "25")
+            assert code == 2, err[-3000:]
+            catchup = [f for f in replica_findings(report) if f["kind"] == "catchup_unfinished"]
+            assert len(catchup) == 1 and catchup[0]["state"] == "suspected" and on_querynode1(catchup[0]), catchup
+            assert catchup[0]["pk_count"] == len(sealed), catchup
+            assert set(catchup[0]["pks"]) <= set(sealed)
+            assert not [f for f in replica_findings(report) if f["kind"] in ("missing", "resurrected", "extra")]
+            time.sleep(12)
+            # ... confirmed once it has lasted longer than the bound
+            code, report, err = audit(state, c.name, "--watch-limit", "3", "--catchup-bound", "25")
+            assert code == 1, err[-3000:]
+            catchup = [f for f in replica_findings(report) if f["kind"] == "catchup_unfinished"]
+            assert len(catchup) == 1 and catchup[0]["state"] == "confirmed", catchup
+        finally:
+            shutil.move(moved, inserts[0])
+        # The file is back: the node loads it on its next attempt, the replica completes, the finding resolves.
+        code, report, err = audit(state, c.name, "--watch-limit", "120", "--catchup-bound", "25")
+        assert code == 0, err[-3000:]
+        states = [f["state"] for f in replica_findings(report) if f["kind"] == "catchup_unfinished"]
+        assert states and all(s == "resolved" for s in states), report["findings"]
+    finally:
+        c.drop()
