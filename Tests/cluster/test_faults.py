@@ -68,7 +68,8 @@ class SegmentedCollection:
 
     def insert(self, prefix, n):
         pks = ["%s-%05d" % (prefix, i) for i in range(n)]
-        self.collection.insert([pks, [[self.rng.random() for _ in range(8)] for _ in pks]])
+        result = self.collection.insert([pks, [[self.rng.random() for _ in range(8)] for _ in pks]])
+        self.last_insert_ts = result.timestamp
         return pks
 
     def delete(self, pks):
@@ -81,6 +82,41 @@ class SegmentedCollection:
         """Sealed segment directories of this collection under local storage, oldest segment first."""
         dirs = glob.glob(os.path.join(RUN, "data", "**", kind, str(self.id), "*", "*"), recursive=True)
         return sorted(dirs, key=lambda d: int(os.path.basename(d)))
+
+    def wait_checkpoint_past(self, ts, seconds=120):
+        """Waits until the DataNode's channel checkpoint (etcd channel-cp) of every shard is past the hybrid
+        timestamp `ts`: a restarted QueryNode then loads the rows before it from sealed segments instead of
+        replaying them from the log."""
+        from pymilvus.grpc_gen import msg_pb2
+        deadline = time.time() + seconds
+        while True:
+            out = subprocess.run(["etcdctl", "--endpoints", "127.0.0.1:2379", "get", "--prefix",
+                                  "by-dev/meta/datacoord-meta/channel-cp/", "-w", "json"],
+                                 capture_output=True, text=True, check=True).stdout
+            import base64
+            positions = []
+            for kv in json.loads(out).get("kvs", []):
+                if base64.b64decode(kv["key"]).decode().endswith("_%dv0" % self.id):
+                    position = msg_pb2.MsgPosition()
+                    position.ParseFromString(base64.b64decode(kv["value"]))
+                    positions.append(position.timestamp)
+            if positions and min(positions) > ts:
+                return
+            assert time.time() < deadline, "channel checkpoint did not pass the flush"
+            time.sleep(1)
+
+    def wait_sealed_everywhere(self, seconds=120):
+        """Waits until every QueryNode serves the flushed segments as sealed (in the current target), so a
+        restarted node must load them from storage."""
+        deadline = time.time() + seconds
+        while True:
+            infos = self.utility.get_query_segment_info(self.name)
+            sealed = [i for i in infos if i.state == 3]  # SegmentState.Sealed
+            if sealed and len({tuple(sorted(i.nodeIds)) for i in sealed}) >= 1 and \
+                    sum(len(i.nodeIds) for i in sealed) >= 2 * len({i.segmentID for i in sealed}):
+                return
+            assert time.time() < deadline, "flushed segments not served as sealed by both replicas: %s" % infos
+            time.sleep(1)
 
     def wait_serving(self, seconds=120):
         deadline = time.time() + seconds
@@ -151,9 +187,12 @@ def test_missing_insert_log_is_unfinished_catchup_that_escalates_then_resolves(t
     c = SegmentedCollection("it_fault_insert")
     try:
         sealed = c.insert("s", 400)
+        sealed_ts = c.last_insert_ts
         c.flush()
         c.insert("g", 120)  # growing
         c.wait_serving()
+        c.wait_checkpoint_past(sealed_ts)
+        c.wait_sealed_everywhere()
         state = tmp_path / "state"
         time.sleep(1.5)
         code, report, err = audit(state, c.name)
@@ -169,7 +208,8 @@ def test_missing_insert_log_is_unfinished_catchup_that_escalates_then_resolves(t
             code, report, err = audit(state, c.name, "--watch-limit", "15", "--catchup-bound", "25")
             assert code == 2, err[-3000:]
             catchup = [f for f in replica_findings(report) if f["kind"] == "catchup_unfinished"]
-            assert len(catchup) == 1 and catchup[0]["state"] == "suspected" and on_querynode1(catchup[0]), catchup
+            assert len(catchup) == 1 and catchup[0]["state"] == "suspected" and on_querynode1(catchup[0]), \
+                (catchup, err[-3000:])
             assert catchup[0]["pk_count"] == len(sealed), catchup
             assert set(catchup[0]["pks"]) <= set(sealed)
             assert not [f for f in replica_findings(report) if f["kind"] in ("missing", "resurrected", "extra")]
