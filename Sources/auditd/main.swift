@@ -374,6 +374,9 @@ struct Audit: AsyncParsableCommand {
         help: "Seconds one round keeps probing an unreachable replica (restarting node) (config: unreachable-grace).")
     var unreachableGrace: Int?
 
+    @Option(help: "pk (pks and timestamps) or full (every row's content too, vectors included) (config: mode).")
+    var mode: String?
+
     @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
     var collection: [String] = []
 
@@ -404,11 +407,16 @@ struct Audit: AsyncParsableCommand {
         let directory = connection.stateDirectory()
         var code: Int32 = 0
         try await oneLineErrors("audit") {
-            let policy = AuditPolicy(
+            var policy = AuditPolicy(
                 settle: .seconds(try seconds(settle, "settle", 10)),
                 watchLimit: .seconds(try seconds(watchLimit, "watch-limit", 60)),
                 unreachableGrace: .seconds(try seconds(unreachableGrace, "unreachable-grace", 10)),
                 catchupBound: .seconds(try seconds(catchupBound, "catchup-bound", 120)))
+            let modeName = try mode ?? connection.file().values["mode"] ?? "pk"
+            guard let auditMode = AuditMode(rawValue: modeName) else {
+                throw ValidationError("--mode: '\(modeName)' is not one of pk, full")
+            }
+            policy.mode = auditMode
             let options = AuditOptions(
                 stateDirectory: directory, milvus: connection.milvusTarget(), policy: policy, collections: collection,
                 etcd: connection.milvusEtcd())

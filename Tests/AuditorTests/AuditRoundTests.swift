@@ -56,7 +56,16 @@ final class FakeReplicaSource: ReplicaSource {
         pageSize: Int, timeout: Duration
     ) async throws -> [ReplicaRow] {
         let id = shard.leaderID / 10
-        return try scripts[id]!.rows(next("data\(id)"))
+        return try scripts[id]!.rows(next("data\(id)")).map { ReplicaRow(pk: $0.pk, ts: $0.ts) }  // pk mode: no hash
+    }
+
+    func fullRows(
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int, timeout: Duration
+    ) async throws -> [HashedRow] {
+        let id = shard.leaderID / 10
+        return try scripts[id]!.rows(next("data\(id)")).map {
+            HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0)
+        }
     }
 }
 
@@ -186,6 +195,28 @@ struct AuditRoundTests {
         #expect(health[1] == .serving)
         #expect(health[2]?.isRecovering == true)
         #expect(health[2]?.reason.contains("[2]") == true)
+    }
+
+    @Test func fullModeFindsAlteredContentThatPkModeCannotSee() async throws {
+        var rows = Self.all
+        rows[2].rowHash = 0xdead  // same pk and ts, other content (the shadow's row hash is 0)
+        let altered = rows
+        let changed = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in altered })
+        var expected = expected()
+        expected.schema = CollectionSchemaInfo(
+            collectionID: 9, name: "c", dbName: "", fields: [], enableDynamicField: false, virtualChannels: [],
+            physicalChannels: [], partitionIDs: [])
+        let pk = try await round(FakeReplicaSource([1: Self.healthy, 2: changed])).audit(expected)
+        #expect(pk.records.isEmpty)
+        var policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
+            unreachableGrace: .milliseconds(100), probeInterval: .milliseconds(5))
+        policy.mode = .full
+        let full = try await round(FakeReplicaSource([1: Self.healthy, 2: changed]), policy: policy).audit(expected)
+        #expect(states(full) == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
+        let extra = try #require(full.records.first { $0.finding.kind == .extra }?.finding)
+        #expect(extra.pks == [.int(3)] && extra.evidence.contains("row hash"))
+        #expect(full.coverage?.mode == "full")
     }
 
     @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {

@@ -46,3 +46,75 @@ def test_wiped_broker_log_is_a_regression_per_pchannel(tmp_path):
         regressions = {f["pchannel"] for f in report["findings"] if f["kind"] == "log_regression"}
         assert regressions == {prefix + "_0", prefix + "_1"}, report["findings"]
         assert all(p["epoch"] == 1 for p in report["pchannels"])
+
+
+def test_broker_wipe_loses_unflushed_rows_on_a_restarted_replica_and_everywhere_once_the_datanode_dies(tmp_path):
+    """Fault recipes 4 and 5 (../shared/docs/fault-injection.md): (c) the broker loses its log while rows are
+    not flushed and one QueryNode restarts: that replica misses exactly those rows (the other one still has
+    them), and the wipe is a log finding; a flush heals it. (d) the DataNode dies before that flush: the rows
+    are gone from both replicas — a loss only a tap of the log can see."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from test_faults import SegmentedCollection, audit, on_querynode1, replica_findings, restart_querynode1
+
+    healed, lost = SegmentedCollection("it_wipe_flushed"), SegmentedCollection("it_wipe_lost")
+    try:
+        rows = {healed.name: healed.insert("u", 60), lost.name: lost.insert("u", 60)}  # never flushed
+        healed.wait_serving()
+        lost.wait_serving()
+        time.sleep(1.5)
+        state = tmp_path / "state"
+        both = ["--collection", lost.name]
+        code, report, err = audit(state, healed.name, *both)
+        assert code == 0 and replica_findings(report) == [], err[-2000:]
+
+        subprocess.run([CLUSTER, "restart", "kafka"], check=True, capture_output=True)  # the log is gone
+        restart_querynode1()
+
+        def missing(report, name_id):
+            return [f for f in replica_findings(report, "confirmed") if f["kind"] == "missing"
+                    and f["collection"] == name_id]
+
+        # (c) the restarted replica (querynode1) lacks exactly the unflushed rows of both collections
+        deadline = time.time() + 240
+        while True:
+            code, report, err = audit(state, healed.name, *both, "--watch-limit", "60")
+            found = {c.name: missing(report, c.id) for c in (healed, lost)}
+            if all(len(f) == 1 for f in found.values()) or time.time() > deadline:
+                break
+            time.sleep(5)
+        assert code == 1, err[-3000:]
+        for c in (healed, lost):
+            assert len(found[c.name]) == 1 and on_querynode1(found[c.name][0]), (found, err[-2000:])
+            assert found[c.name][0]["pk_count"] == 60 and set(found[c.name][0]["pks"]) <= set(rows[c.name])
+        assert {f["kind"] for f in report["findings"] if f["replica"] is None} >= {"log_regression"}
+
+        # a flush heals the first collection (the DataNode still held the rows)
+        healed.flush()
+        deadline = time.time() + 180
+        while True:
+            code, report, err = audit(state, healed.name, "--watch-limit", "60")
+            states = [f["state"] for f in replica_findings(report) if f["kind"] == "missing"]
+            if states == ["resolved"] or time.time() > deadline:
+                break
+            time.sleep(5)
+        assert states == ["resolved"], (report["findings"], err[-2000:])
+
+        # (d) the DataNode dies before the second collection is flushed: its rows are lost on both replicas
+        subprocess.run([CLUSTER, "kill", "datanode"], check=True, capture_output=True)
+        time.sleep(1.5)
+        subprocess.run([CLUSTER, "start", "datanode"], check=True, capture_output=True)
+        deadline = time.time() + 240
+        while True:
+            code, report, err = audit(state, lost.name, "--watch-limit", "60")
+            gone = missing(report, lost.id)
+            if len(gone) == 2 or time.time() > deadline:
+                break
+            time.sleep(5)
+        assert len(gone) == 2 and {f["replica"] for f in gone} == {f["replica"] for f in report["findings"]
+                                                                  if f["replica"] is not None}, \
+            (report["findings"], err[-2000:])
+        assert all(f["pk_count"] == 60 and set(f["pks"]) <= set(rows[lost.name]) for f in gone)
+    finally:
+        healed.drop()
+        lost.drop()

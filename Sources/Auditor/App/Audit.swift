@@ -86,6 +86,7 @@ extension Application {
                 buckets: try store.buckets(collectionID: collection.id).hashes.count,
                 firstSeen: try store.openFindingsFirstSeen(collectionID: collection.id))
             expected.lastLeaders = try store.replicaTopology(collectionID: collection.id)
+            expected.schema = schema
             let result = try await round.audit(expected)
             try store.recordTopology(
                 collectionID: collection.id, leaders: result.leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))

@@ -4,7 +4,7 @@ import Foundation
 public struct ConfigFile: Sendable, Equatable {
     public static let keys: Set<String> = [
         "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
-        "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root",
+        "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root", "mode",
     ]
     public var values: [String: String] = [:]
     public var kafkaProperties: [String] = []

@@ -14,6 +14,8 @@ public struct AuditPolicy: Sendable {
     /// A replica recovering for longer than this is a confirmed `catchup_unfinished`.
     public var catchupBound: Duration
     public var probeInterval: Duration
+    /// `pk`: pks and insert timestamps; `full`: also every row's content (row hashes, vectors included).
+    public var mode: AuditMode = .pk
 
     public init(
         settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),
@@ -27,6 +29,10 @@ public struct AuditPolicy: Sendable {
         self.catchupBound = catchupBound
         self.probeInterval = probeInterval
     }
+}
+
+public enum AuditMode: String, Sendable, CaseIterable {
+    case pk, full
 }
 
 /// What the shadow says one collection must look like at the cut T.
@@ -44,6 +50,8 @@ public struct ExpectedCollection: Sendable {
     public var firstSeen: [String: Int64]
     /// Shard leaders seen in earlier rounds, per replica (vchannel → "nodeID@address").
     public var lastLeaders: [Int64: [String: String]] = [:]
+    /// Needed for full mode (which fields to read and hash).
+    public var schema: CollectionSchemaInfo? = nil
 
     public init(
         collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
@@ -146,6 +154,15 @@ public struct AuditRound: Sendable {
 
     func read(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async throws -> [ReplicaRow] {
         var rows: [ReplicaRow] = []
+        if policy.mode == .full, let schema = expected.schema {
+            for shard in replica.shards {
+                rows += try await source.fullRows(
+                    shard: shard, schema: schema, timestamp: expected.timestamp, pageSize: 500,
+                    timeout: policy.readTimeout
+                ).map { ReplicaRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash) }
+            }
+            return rows
+        }
         for shard in replica.shards {
             rows += try await source.rows(
                 shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
@@ -325,7 +342,8 @@ public struct AuditRound: Sendable {
             pending.append(divergence)
         }
         result.coverage = AuditCoverage(
-            collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp, mode: "pk",
+            collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp,
+            mode: policy.mode.rawValue,
             rows: served.reduce(0) { $0 + $1.rows.count }, replicas: served.count, replicasTotal: topology.probes.count,
             buckets: expected.buckets, seconds: (ContinuousClock.now - started).secondsValue)
         guard !pending.isEmpty else { return result }

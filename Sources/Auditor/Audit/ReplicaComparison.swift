@@ -70,22 +70,37 @@ public enum ReplicaComparison {
     ) -> [ReplicaFinding] {
         // Milvus answers one row per pk: the newest live version as of T.
         var expected: [PrimaryKey: UInt64] = [:]
-        for row in shadowRows where row.ts <= timestamp { expected[row.pk] = max(expected[row.pk] ?? 0, row.ts) }
+        var expectedHash: [PrimaryKey: UInt64] = [:]
+        for row in shadowRows where row.ts <= timestamp && row.ts >= expected[row.pk] ?? 0 {
+            expected[row.pk] = row.ts
+            expectedHash[row.pk] = row.rowHash
+        }
         var deletedAt: [PrimaryKey: UInt64] = [:]
         for key in tombstones where key.ts <= timestamp { deletedAt[key.pk] = max(deletedAt[key.pk] ?? 0, key.ts) }
         var served: [PrimaryKey: UInt64] = [:]
-        for row in replica.rows { served[row.pk] = max(served[row.pk] ?? 0, row.ts) }
+        var servedHash: [PrimaryKey: UInt64] = [:]
+        for row in replica.rows where row.ts >= served[row.pk] ?? 0 {
+            served[row.pk] = row.ts
+            servedHash[row.pk] = row.rowHash
+        }
 
         var missing: [PrimaryKey] = []
         var extra: [PrimaryKey] = []
         var resurrected: [PrimaryKey] = []
         var stale: [PrimaryKey] = []
+        var altered: [PrimaryKey] = []
         for (pk, ts) in expected {
             guard let got = served[pk] else {
                 missing.append(pk)
                 continue
             }
-            if got < ts { stale.append(pk) } else if got > ts { extra.append(pk) }
+            if got < ts {
+                stale.append(pk)
+            } else if got > ts {
+                extra.append(pk)
+            } else if let hash = servedHash[pk], hash != expectedHash[pk] {
+                altered.append(pk)  // full mode: same version, other content
+            }
         }
         for (pk, ts) in served where expected[pk] == nil {
             if let deleted = deletedAt[pk], ts < deleted { resurrected.append(pk) } else { extra.append(pk) }
@@ -106,7 +121,11 @@ public enum ReplicaComparison {
                     + "(replica serves \(servedCount))"),
             finding(.resurrected, resurrected, "\(resurrected.count) pks deleted in the log before T are served"),
             finding(.stale, stale, "\(stale.count) pks served with an older insert ts than the log's newest"),
-            finding(.extra, extra, "\(extra.count) pks/versions served that the log never produced"),
+            finding(
+                .extra, extra + altered,
+                "\(extra.count) pks/versions served that the log never produced"
+                    + (altered.isEmpty
+                        ? "" : "; \(altered.count) rows with the log's pk and ts but other content (row hash)")),
         ].compactMap { $0 }
     }
 

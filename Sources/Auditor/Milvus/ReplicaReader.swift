@@ -21,6 +21,13 @@ public struct ReplicaInfo: Sendable, Equatable {
 public struct ReplicaRow: Sendable, Equatable, Hashable {
     public var pk: PrimaryKey
     public var ts: UInt64
+    /// The row hash of all user fields (docs/row-hash.md), when read in full mode.
+    public var rowHash: UInt64? = nil
+    public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64? = nil) {
+        self.pk = pk
+        self.ts = ts
+        self.rowHash = rowHash
+    }
 }
 
 /// Reads each replica separately at a fixed MVCC timestamp, through the replica's own shard leaders
@@ -49,7 +56,7 @@ public final class ReplicaReader: Sendable {
         do {
             return try await publicReplicas(collectionID: collectionID)
         } catch let error as GRPCError where error.message.hasPrefix("Milvus error") {
-            guard let etcd, !error.message.contains("not found"),
+            guard let etcd, !error.message.contains("replica not found"), !error.message.contains("not loaded"),
                 case let fromEtcd = try await replicasFromEtcd(etcd, collectionID: collectionID), !fromEtcd.isEmpty
             else { throw error }
             return fromEtcd

@@ -34,6 +34,10 @@ public protocol ReplicaSource: Sendable {
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
         pageSize: Int, timeout: Duration
     ) async throws -> [ReplicaRow]
+    /// Every row with all its user fields, hashed like the log's inserts (full mode).
+    func fullRows(
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int, timeout: Duration
+    ) async throws -> [HashedRow]
 }
 
 extension ReplicaReader: ReplicaSource {
