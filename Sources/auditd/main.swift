@@ -191,6 +191,17 @@ final class LineWriter {
     }
 }
 
+/// SIGTERM/SIGINT set `stop` (checked between batches and rounds); cancel the sources when done.
+func stopOnSignals(_ stop: StopFlag) -> [DispatchSourceSignal] {
+    [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { stop.stop() }
+        source.resume()
+        return source
+    }
+}
+
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Follow every Milvus pchannel into the shadow (SQLite in --state), until SIGTERM/SIGINT.")
@@ -209,13 +220,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let app = buildApplication(connection.configuration())
         let stop = StopFlag()
-        let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.stop() }
-            source.resume()
-            return source
-        }
+        let signals = stopOnSignals(stop)
         defer { signals.forEach { $0.cancel() } }
         let interactive = isatty(STDERR_FILENO) != 0
         let options = RunOptions(
@@ -422,13 +427,7 @@ struct Audit: AsyncParsableCommand {
                 etcd: connection.milvusEtcd())
             let pause = try seconds(interval, "audit-interval", 60)
             let stop = StopFlag()
-            let signals = [SIGTERM, SIGINT].map { signalNumber -> DispatchSourceSignal in
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler { stop.stop() }
-                source.resume()
-                return source
-            }
+            let signals = stopOnSignals(stop)
             defer { signals.forEach { $0.cancel() } }
             repeat {
                 let summary = try await app.audit(options)

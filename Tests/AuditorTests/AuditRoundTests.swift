@@ -151,7 +151,11 @@ struct AuditRoundTests {
         let recovering = FakeReplicaSource.Script(
             view: { n in n < 3 ? Self.view(target: 0, sealed: []) : Self.view() },
             rows: { n in n < 2 ? Array(Self.all.prefix(5)) : Self.all })
-        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: recovering])).audit(expected())
+        let policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .seconds(30), unreachableGrace: .seconds(20),
+            probeInterval: .milliseconds(5))
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: recovering]), policy: policy)
+            .audit(expected())
         #expect(states(result) == ["catchup_unfinished/2/resolved"])
         let catchup = try #require(result.records.first?.finding)
         #expect(catchup.windowStartMs != nil && catchup.windowEndMs != nil)
@@ -166,7 +170,12 @@ struct AuditRoundTests {
                 return Self.view()
             },
             rows: { n in n < 1 ? Array(Self.all.prefix(2)) : Self.all })
-        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: restarting])).audit(expected())
+        // generous limits: the round ends as soon as the replica matches, however slow this machine is
+        let policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .seconds(30), unreachableGrace: .seconds(20),
+            probeInterval: .milliseconds(5))
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: restarting]), policy: policy)
+            .audit(expected())
         #expect(states(result) == ["catchup_unfinished/2/resolved"])
         #expect(result.records.first?.finding.evidence.contains("8 rows short") == true)
     }

@@ -333,14 +333,7 @@ public struct AuditRound: Sendable {
             served.append((replica, rows))
             pending += findings(expected, replica: replica, rows: rows)
         }
-        if served.count >= 2,
-            let divergence = ReplicaComparison.divergence(
-                collectionID: expected.collectionID, timestamp: expected.timestamp,
-                .init(id: served[0].replica.id, nodeIDs: served[0].replica.nodeIDs, rows: served[0].rows),
-                .init(id: served[1].replica.id, nodeIDs: served[1].replica.nodeIDs, rows: served[1].rows))
-        {
-            pending.append(divergence)
-        }
+        if let divergence = Self.divergence(expected, served) { pending.append(divergence) }
         result.coverage = AuditCoverage(
             collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp,
             mode: policy.mode.rawValue,
@@ -360,14 +353,7 @@ public struct AuditRound: Sendable {
             reread.append((current, rows))
             confirmedNow += findings(expected, replica: current, rows: rows)
         }
-        if reread.count >= 2,
-            let divergence = ReplicaComparison.divergence(
-                collectionID: expected.collectionID, timestamp: expected.timestamp,
-                .init(id: reread[0].replica.id, nodeIDs: reread[0].replica.nodeIDs, rows: reread[0].rows),
-                .init(id: reread[1].replica.id, nodeIDs: reread[1].replica.nodeIDs, rows: reread[1].rows))
-        {
-            confirmedNow.append(divergence)
-        }
+        if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
         for finding in pending {
             let same = confirmedNow.contains {
                 $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
@@ -376,6 +362,17 @@ public struct AuditRound: Sendable {
             result.records.append(AuditRecord(finding, same ? .confirmed : .suspected))
         }
         return result
+    }
+
+    /// Replica-vs-replica difference between the first two replicas read, if any.
+    static func divergence(_ expected: ExpectedCollection, _ read: [(replica: ReplicaInfo, rows: [ReplicaRow])])
+        -> ReplicaFinding?
+    {
+        guard read.count >= 2 else { return nil }
+        return ReplicaComparison.divergence(
+            collectionID: expected.collectionID, timestamp: expected.timestamp,
+            .init(id: read[0].replica.id, nodeIDs: read[0].replica.nodeIDs, rows: read[0].rows),
+            .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
     }
 
     func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) -> [ReplicaFinding] {

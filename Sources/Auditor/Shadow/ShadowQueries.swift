@@ -151,16 +151,8 @@ extension ShadowStore {
         try writer.write { db in
             var open: [String: Int64] = [:]
             for collection in collections {
-                for row in try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT id, kind, replica_id FROM findings
-                        WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
-                        """, arguments: [collection])
-                {
-                    let kind: String = row["kind"]
-                    let replica: Int64 = row["replica_id"]
-                    open["\(kind)/\(collection)/\(replica)"] = row["id"]
+                for finding in try Self.openReplicaFindings(db, collectionID: collection) {
+                    open["\(finding.key)/\(collection)/\(finding.replica)"] = finding.id
                 }
             }
             for record in findings {
@@ -261,19 +253,24 @@ extension ShadowStore {
     public func openFindingsFirstSeen(collectionID: Int64) throws -> [String: Int64] {
         try writer.read { db in
             var result: [String: Int64] = [:]
-            for row in try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT kind, replica_id, first_seen_ms FROM findings
-                    WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
-                    """, arguments: [collectionID])
-            {
-                let kind: String = row["kind"]
-                let replica: Int64 = row["replica_id"]
-                result["\(kind)/\(replica)"] = row["first_seen_ms"]
+            for finding in try Self.openReplicaFindings(db, collectionID: collectionID) {
+                result["\(finding.key)/\(finding.replica)"] = finding.firstSeenMs
             }
             return result
         }
+    }
+
+    /// Open (not resolved) replica findings of one collection; `key` is the finding's kind.
+    static func openReplicaFindings(_ db: Database, collectionID: Int64) throws
+        -> [(id: Int64, key: String, replica: Int64, firstSeenMs: Int64)]
+    {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT id, kind, replica_id, first_seen_ms FROM findings
+                WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
+                """, arguments: [collectionID]
+        ).map { row in (row["id"], row["kind"], row["replica_id"], row["first_seen_ms"]) }
     }
 
     static func pksJSON(_ pks: [PrimaryKey]) -> String {
