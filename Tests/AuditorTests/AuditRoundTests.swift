@@ -69,6 +69,19 @@ final class FakeReplicaSource: ReplicaSource {
     }
 }
 
+/// Virtual time for the round: sleeping advances it, so limits and bounds do not depend on machine speed.
+final class ManualClock: Sendable {
+    private let ms: Mutex<Int64>
+    init(_ start: Int64) { ms = Mutex(start) }
+    var now: Int64 { ms.withLock { $0 } }
+    func sleep(_ duration: Duration) async {
+        ms.withLock {
+            $0 += duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        await Task.yield()
+    }
+}
+
 @Suite("Audit round (fake replicas)")
 struct AuditRoundTests {
     static let t: UInt64 = 1_000
@@ -82,13 +95,14 @@ struct AuditRoundTests {
     static let healthy = FakeReplicaSource.Script(view: { _ in view() }, rows: { _ in all })
 
     func round(_ source: FakeReplicaSource, nowMs: Int64 = 1_000_000, policy: AuditPolicy? = nil) -> AuditRound {
-        AuditRound(
+        let clock = ManualClock(nowMs)
+        return AuditRound(
             source: source,
             policy: policy
                 ?? AuditPolicy(
                     settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
                     unreachableGrace: .milliseconds(100), catchupBound: .seconds(120), probeInterval: .milliseconds(5)),
-            logger: Logger(label: "test"), nowMs: { nowMs }, sleep: { try await Task.sleep(for: $0) })
+            logger: Logger(label: "test"), nowMs: { clock.now }, sleep: { await clock.sleep($0) })
     }
 
     func expected(firstSeen: [String: Int64] = [:], tombstones: [DeletedKey] = []) -> ExpectedCollection {
@@ -151,11 +165,7 @@ struct AuditRoundTests {
         let recovering = FakeReplicaSource.Script(
             view: { n in n < 3 ? Self.view(target: 0, sealed: []) : Self.view() },
             rows: { n in n < 2 ? Array(Self.all.prefix(5)) : Self.all })
-        let policy = AuditPolicy(
-            settle: .zero, readTimeout: .seconds(1), watchLimit: .seconds(30), unreachableGrace: .seconds(20),
-            probeInterval: .milliseconds(5))
-        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: recovering]), policy: policy)
-            .audit(expected())
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: recovering])).audit(expected())
         #expect(states(result) == ["catchup_unfinished/2/resolved"])
         let catchup = try #require(result.records.first?.finding)
         #expect(catchup.windowStartMs != nil && catchup.windowEndMs != nil)
@@ -170,12 +180,7 @@ struct AuditRoundTests {
                 return Self.view()
             },
             rows: { n in n < 1 ? Array(Self.all.prefix(2)) : Self.all })
-        // generous limits: the round ends as soon as the replica matches, however slow this machine is
-        let policy = AuditPolicy(
-            settle: .zero, readTimeout: .seconds(1), watchLimit: .seconds(30), unreachableGrace: .seconds(20),
-            probeInterval: .milliseconds(5))
-        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: restarting]), policy: policy)
-            .audit(expected())
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: restarting])).audit(expected())
         #expect(states(result) == ["catchup_unfinished/2/resolved"])
         #expect(result.records.first?.finding.evidence.contains("8 rows short") == true)
     }

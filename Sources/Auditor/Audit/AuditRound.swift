@@ -238,7 +238,7 @@ public struct AuditRound: Sendable {
             }
         }
         await note(topology)
-        let watchStart = ContinuousClock.now
+        let watchStart = nowMs()
         while true {
             let recovering = topology.probes.contains {
                 let id = $0.replica.id
@@ -248,10 +248,10 @@ public struct AuditRound: Sendable {
             let unreachable =
                 topology.error != nil
                 || topology.health.values.contains { if case .unreachable = $0 { true } else { false } }
-            let elapsed = ContinuousClock.now - watchStart
+            let elapsed = nowMs() - watchStart
             if !recovering && !unreachable { break }
-            if elapsed >= policy.watchLimit { break }
-            if !recovering && elapsed >= policy.unreachableGrace { break }
+            if elapsed >= policy.watchLimit.milliseconds64 { break }
+            if !recovering && elapsed >= policy.unreachableGrace.milliseconds64 { break }
             try await sleep(policy.probeInterval)
             topology = await probe(expected)
             await note(topology)
