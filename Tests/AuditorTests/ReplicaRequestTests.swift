@@ -106,3 +106,18 @@ struct ReplicaRequestTests {
         }
     }
 }
+
+@Suite("Read pacing")
+struct PacerTests {
+    @Test func pagesShrinkAndPauseWhenSlowAndGrowBackWhenFast() {
+        var pacer = Pacer(pageSize: 10_000)
+        #expect(pacer.record(.milliseconds(900)) == .milliseconds(400))
+        #expect(pacer.pageSize == 5_000)
+        for _ in 0..<10 { _ = pacer.record(.seconds(2)) }
+        #expect(pacer.pageSize == 625)  // never below 1/16 of the configured size
+        #expect(pacer.record(.milliseconds(200)) == nil)
+        #expect(pacer.pageSize == 625)  // within budget: unchanged
+        for _ in 0..<10 { _ = pacer.record(.milliseconds(10)) }
+        #expect(pacer.pageSize == 40_000)  // fast answers: up to 4× the configured size
+    }
+}

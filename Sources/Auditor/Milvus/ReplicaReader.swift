@@ -133,18 +133,22 @@ public final class ReplicaReader: Sendable {
     ) async throws -> [ReplicaRow] {
         var rows: [ReplicaRow] = []
         var after: PrimaryKey?
+        var pacer = Pacer(pageSize: pageSize)
         while true {
+            let limit = pacer.pageSize
             let request = try ReplicaRequest(
                 collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
-                leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: pageSize))
+                leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: limit))
+            let started = ContinuousClock.now
             let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
             let (pks, timestamps) = Self.keysAndTimestamps(results)
             for (index, pk) in pks.enumerated() {
                 rows.append(
                     ReplicaRow(pk: pk, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0))
             }
-            guard pks.count >= pageSize, let last = pks.last else { return rows }
+            guard pks.count >= limit, let last = pks.last else { return rows }
             after = last
+            if let pause = pacer.record(ContinuousClock.now - started) { try await Task.sleep(for: pause) }
         }
     }
 }
@@ -168,11 +172,14 @@ extension ReplicaReader {
         var rows: [HashedRow] = []
         var after: PrimaryKey?
         var builder = RowHashBuilder(capacity: 16 * 1024)
+        var pacer = Pacer(pageSize: pageSize)
         while true {
+            let limit = pacer.pageSize
             let request = try ReplicaRequest(
                 collectionID: schema.collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
-                mode: .fullRows(after: after, limit: pageSize, fieldIDs: schema.userFields.map(\.id)))
+                mode: .fullRows(after: after, limit: limit, fieldIDs: schema.userFields.map(\.id)))
+            let started = ContinuousClock.now
             let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
             let (pks, timestamps) = Self.keysAndTimestamps(results)
             let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
@@ -186,8 +193,33 @@ extension ReplicaReader {
                         pk: pkValue, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0,
                         rowHash: builder.hash))
             }
-            guard pks.count >= pageSize, let last = pks.last else { return rows }
+            guard pks.count >= limit, let last = pks.last else { return rows }
             after = last
+            if let pause = pacer.record(ContinuousClock.now - started) { try await Task.sleep(for: pause) }
         }
+    }
+}
+
+/// Keeps each page request of a replica read near a latency budget: pages shrink when Milvus answers
+/// slowly (and the reader pauses as long as the overrun, so a loaded node gets air), and grow back when it
+/// answers fast. Bounds: 1/16 to 4× the configured page size.
+struct Pacer {
+    static let budget: Duration = .milliseconds(500)
+    let configured: Int
+    private(set) var pageSize: Int
+
+    init(pageSize: Int) {
+        configured = pageSize
+        self.pageSize = pageSize
+    }
+
+    /// Records one request's latency; returns how long to pause before the next one (nil: no pause).
+    mutating func record(_ latency: Duration) -> Duration? {
+        if latency > Self.budget {
+            pageSize = max(max(1, configured / 16), pageSize / 2)
+            return latency - Self.budget
+        }
+        if latency < Self.budget / 4 { pageSize = min(configured * 4, pageSize * 2) }
+        return nil
     }
 }
