@@ -13,6 +13,8 @@ final class FakeReplicaSource: ReplicaSource {
         var view: @Sendable (Int) throws -> LeaderView?
         /// data request number (counts and reads) → rows served at T; throwing = the read failed (e.g. deadline: lagging).
         var rows: @Sendable (Int) throws -> [ReplicaRow]
+        /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
+        var count: (@Sendable () -> Int64)? = nil
     }
     let vchannel = "by-dev-rootcoord-dml_0_9v0"
     let scripts: [Int64: Script]
@@ -48,6 +50,7 @@ final class FakeReplicaSource: ReplicaSource {
         timeout: Duration
     ) async throws -> Int64 {
         let id = shard.leaderID / 10
+        if let count = scripts[id]!.count { return count() }
         return Int64(try scripts[id]!.rows(next("data\(id)")).count)
     }
 
@@ -231,6 +234,21 @@ struct AuditRoundTests {
         let extra = try #require(full.records.first { $0.finding.kind == .extra }?.finding)
         #expect(extra.pks == [.int(3)] && extra.evidence.contains("row hash"))
         #expect(full.coverage?.mode == "full")
+    }
+
+    @Test func versionsLostOrGainedAreDuplicatePKFindings() async throws {
+        // the log inserted pk 1 twice while live: Milvus keeps and counts both versions
+        var shadow = Self.shadow
+        shadow.append(ShadowStore.LiveRow(pk: .int(1), ts: 600, rowHash: 0))
+        var expected = expected()
+        expected.rows = shadow
+        let served = Self.all.map { $0.pk == .int(1) ? ReplicaRow(pk: $0.pk, ts: 600) : $0 }
+        let keeps = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in served }, count: { 11 })
+        let lost = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in served }, count: { 10 })
+        let result = try await round(FakeReplicaSource([1: keeps, 2: lost])).audit(expected)
+        #expect(states(result) == ["duplicate_pk/2/confirmed"])
+        let finding = try #require(result.records.first?.finding)
+        #expect(finding.pks == [.int(1)] && finding.pkCount == 1 && finding.evidence.contains("count(*) = 10"))
     }
 
     @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {

@@ -331,7 +331,7 @@ public struct AuditRound: Sendable {
                             watch: watch, missing: []), .resolved))
             }
             served.append((replica, rows))
-            pending += findings(expected, replica: replica, rows: rows)
+            pending += await findings(expected, replica: replica, rows: rows)
         }
         if let divergence = Self.divergence(expected, served) { pending.append(divergence) }
         result.coverage = AuditCoverage(
@@ -351,7 +351,7 @@ public struct AuditRound: Sendable {
                 let rows = try? await self.read(current, expected)
             else { continue }
             reread.append((current, rows))
-            confirmedNow += findings(expected, replica: current, rows: rows)
+            confirmedNow += await findings(expected, replica: current, rows: rows)
         }
         if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
         for finding in pending {
@@ -375,11 +375,20 @@ public struct AuditRound: Sendable {
             .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
     }
 
-    func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) -> [ReplicaFinding] {
-        ReplicaComparison.compare(
+    func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
+        var found = ReplicaComparison.compare(
             collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
             tombstones: expected.tombstones, replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows)
-        ).map {
+        )
+        // Same pks as the log: do the versions add up too? `count(*)` counts every stored version.
+        if found.isEmpty, let counted = await count(replica, expected) {
+            found +=
+                ReplicaComparison.versions(
+                    collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
+                    replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows), counted: counted
+                ).map { [$0] } ?? []
+        }
+        return found.map {
             var finding = $0
             finding.leaders = Self.leaders(replica)
             return finding

@@ -9,6 +9,9 @@ public struct ReplicaFinding: Sendable, Equatable {
         case resurrected
         /// The replica serves an older version than the newest one in the log.
         case stale
+        /// The replica holds another number of versions than the log left live (a pk inserted twice while
+        /// live is stored twice by Milvus 2.3 and counted twice by `count(*)`), with the same pk set.
+        case duplicatePK = "duplicate_pk"
         /// Two replicas of one collection disagree.
         case replicaDivergence = "replica_divergence"
         /// A replica could not be read at T (unreachable, or still behind T at the deadline).
@@ -127,6 +130,24 @@ public enum ReplicaComparison {
                     + (altered.isEmpty
                         ? "" : "; \(altered.count) rows with the log's pk and ts but other content (row hash)")),
         ].compactMap { $0 }
+    }
+
+    /// With the same pk set as the log: `counted` (the replica's `count(*)` at T) against the live versions
+    /// the log leaves at T. A difference means duplicates lost or gained.
+    public static func versions(
+        collectionID: Int64, timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], replica: Replica, counted: Int64
+    ) -> ReplicaFinding? {
+        var versions: [PrimaryKey: Int] = [:]
+        for row in shadowRows where row.ts <= timestamp { versions[row.pk, default: 0] += 1 }
+        let expected = versions.values.reduce(0, +)
+        guard counted != Int64(expected) else { return nil }
+        let duplicated = versions.filter { $0.value > 1 }.map(\.key).sorted()
+        return ReplicaFinding(
+            kind: .duplicatePK, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
+            pks: Array(duplicated.prefix(witnessLimit)), pkCount: abs(Int(counted) - expected), timestamp: timestamp,
+            evidence:
+                "count(*) = \(counted) but the log leaves \(expected) live versions of \(versions.count) pks "
+                + "(\(duplicated.count) pks inserted again while live)")
     }
 
     /// Replica-vs-replica: pks served by one and not the other (or with different ts).
