@@ -379,7 +379,10 @@ struct Audit: AsyncParsableCommand {
         help: "Seconds one round keeps probing an unreachable replica (restarting node) (config: unreachable-grace).")
     var unreachableGrace: Int?
 
-    @Option(help: "pk (pks and timestamps) or full (every row's content too, vectors included) (config: mode).")
+    @Option(
+        help:
+            "pk (pks, timestamps), full (every row's content, vectors included) or sample (pk + full for a rotating 1/16) (config: mode)."
+    )
     var mode: String?
 
     @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
@@ -419,7 +422,7 @@ struct Audit: AsyncParsableCommand {
                 catchupBound: .seconds(try seconds(catchupBound, "catchup-bound", 120)))
             let modeName = try mode ?? connection.file().values["mode"] ?? "pk"
             guard let auditMode = AuditMode(rawValue: modeName) else {
-                throw ValidationError("--mode: '\(modeName)' is not one of pk, full")
+                throw ValidationError("--mode: '\(modeName)' is not one of pk, full, sample")
             }
             policy.mode = auditMode
             let options = AuditOptions(

@@ -63,12 +63,13 @@ final class FakeReplicaSource: ReplicaSource {
     }
 
     func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int, timeout: Duration
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
+        maxRows: Int?, pageSize: Int, timeout: Duration
     ) async throws -> [HashedRow] {
         let id = shard.leaderID / 10
-        return try scripts[id]!.rows(next("data\(id)")).map {
-            HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0)
-        }
+        let rows = try scripts[id]!.rows(next("data\(id)")).sorted { $0.pk < $1.pk }
+            .filter { row in after.map { row.pk > $0 } ?? true }
+        return rows.prefix(maxRows ?? rows.count).map { HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0) }
     }
 }
 
@@ -234,6 +235,30 @@ struct AuditRoundTests {
         let extra = try #require(full.records.first { $0.finding.kind == .extra }?.finding)
         #expect(extra.pks == [.int(3)] && extra.evidence.contains("row hash"))
         #expect(full.coverage?.mode == "full")
+    }
+
+    @Test func sampleModeChecksARotatingSliceInFull() async throws {
+        var rows = Self.all
+        rows[7].rowHash = 0xbad  // pk 8: in the third quarter of the pk range
+        let altered = rows
+        let changed = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in altered })
+        var policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
+            unreachableGrace: .milliseconds(100), probeInterval: .milliseconds(5))
+        policy.mode = .sample
+        policy.sampleSlices = 4  // 10 rows: slices of 3 → pks 1–3, 4–6, 7–9, 10
+        var expected = expected()
+        expected.schema = CollectionSchemaInfo(collectionID: 9, name: "c", fields: [])
+        var seen: [Int: [String]] = [:]
+        for slice in 0..<4 {
+            expected.sampleSlice = slice
+            let result = try await round(FakeReplicaSource([1: Self.healthy, 2: changed]), policy: policy)
+                .audit(expected)
+            seen[slice] = states(result)
+            #expect(result.coverage?.slice == slice && result.coverage?.mode == "sample")
+        }
+        #expect(seen[0] == [] && seen[1] == [] && seen[3] == [])
+        #expect(seen[2] == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
     }
 
     @Test func versionsLostOrGainedAreDuplicatePKFindings() async throws {

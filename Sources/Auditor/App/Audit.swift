@@ -87,6 +87,7 @@ extension Application {
                 firstSeen: try store.openFindingsFirstSeen(collectionID: collection.id))
             expected.lastLeaders = try store.replicaTopology(collectionID: collection.id)
             expected.schema = schema
+            expected.sampleSlice = (try store.lastSampleSlice(collectionID: collection.id)).map { $0 + 1 } ?? 0
             let result = try await round.audit(expected)
             try store.recordTopology(
                 collectionID: collection.id, leaders: result.leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))

@@ -14,8 +14,10 @@ public struct AuditPolicy: Sendable {
     /// A replica recovering for longer than this is a confirmed `catchup_unfinished`.
     public var catchupBound: Duration
     public var probeInterval: Duration
-    /// `pk`: pks and insert timestamps; `full`: also every row's content (row hashes, vectors included).
+    /// `pk`: pks and insert timestamps; `full`: also every row's content (row hashes, vectors included);
+    /// `sample`: pk mode plus full mode for 1/`sampleSlices` of the rows, a different slice each round.
     public var mode: AuditMode = .pk
+    public var sampleSlices = 16
 
     public init(
         settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),
@@ -32,7 +34,12 @@ public struct AuditPolicy: Sendable {
 }
 
 public enum AuditMode: String, Sendable, CaseIterable {
-    case pk, full
+    /// pks and insert timestamps of every row.
+    case pk
+    /// every row's content too (row hashes, vectors included).
+    case full
+    /// pk mode for every row, and full mode for one slice of each shard's pk range, rotating every round.
+    case sample
 }
 
 /// What the shadow says one collection must look like at the cut T.
@@ -50,8 +57,10 @@ public struct ExpectedCollection: Sendable {
     public var firstSeen: [String: Int64]
     /// Shard leaders seen in earlier rounds, per replica (vchannel → "nodeID@address").
     public var lastLeaders: [Int64: [String: String]] = [:]
-    /// Needed for full mode (which fields to read and hash).
+    /// Needed for full and sample modes (which fields to read and hash).
     public var schema: CollectionSchemaInfo? = nil
+    /// Sample mode: which slice of each shard's pk range is read in full this round (rotates).
+    public var sampleSlice = 0
 
     public init(
         collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
@@ -157,19 +166,40 @@ public struct AuditRound: Sendable {
         if policy.mode == .full, let schema = expected.schema {
             for shard in replica.shards {
                 rows += try await source.fullRows(
-                    shard: shard, schema: schema, timestamp: expected.timestamp, pageSize: 500,
-                    timeout: policy.readTimeout
+                    shard: shard, schema: schema, timestamp: expected.timestamp, after: nil, maxRows: nil,
+                    pageSize: 500, timeout: policy.readTimeout
                 ).map { ReplicaRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash) }
             }
             return rows
         }
         for shard in replica.shards {
-            rows += try await source.rows(
+            var shardRows = try await source.rows(
                 shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
                 pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, pageSize: 10_000,
                 timeout: policy.readTimeout)
+            if policy.mode == .sample, let schema = expected.schema {
+                try await hashSlice(of: &shardRows, shard: shard, schema: schema, expected)
+            }
+            rows += shardRows
         }
         return rows
+    }
+
+    /// Sample mode: reads one contiguous slice of the shard's pk-ordered rows in full and puts the row
+    /// hashes on those rows (the comparison then checks their content too).
+    func hashSlice(
+        of rows: inout [ReplicaRow], shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo,
+        _ expected: ExpectedCollection
+    ) async throws {
+        let slices = max(1, policy.sampleSlices)
+        let size = (rows.count + slices - 1) / slices
+        let first = (expected.sampleSlice % slices) * size
+        guard size > 0, first < rows.count else { return }
+        let hashed = try await source.fullRows(
+            shard: shard, schema: schema, timestamp: expected.timestamp, after: first > 0 ? rows[first - 1].pk : nil,
+            maxRows: min(size, rows.count - first), pageSize: 500, timeout: policy.readTimeout)
+        let hashes = Dictionary(hashed.map { ($0.pk, $0.rowHash) }, uniquingKeysWith: { a, _ in a })
+        for index in first..<min(first + size, rows.count) { rows[index].rowHash = hashes[rows[index].pk] }
     }
 
     static func leaders(_ replica: ReplicaInfo) -> [String: String] {
@@ -338,6 +368,7 @@ public struct AuditRound: Sendable {
             collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp,
             mode: policy.mode.rawValue,
             rows: served.reduce(0) { $0 + $1.rows.count }, replicas: served.count, replicasTotal: topology.probes.count,
+            slice: policy.mode == .sample ? expected.sampleSlice % max(1, policy.sampleSlices) : nil,
             buckets: expected.buckets, seconds: (ContinuousClock.now - started).secondsValue)
         guard !pending.isEmpty else { return result }
 

@@ -162,19 +162,21 @@ public struct HashedRow: Sendable, Equatable, Hashable {
 
 extension ReplicaReader {
     /// Every row of one shard of one replica at `timestamp`, with the row hash of all its user fields.
+    /// `after`/`maxRows`: only the `maxRows` rows following that pk (a slice, for sample mode).
     public func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int = 500,
-        timeout: Duration = .seconds(30)
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after start: PrimaryKey? = nil,
+        maxRows: Int? = nil, pageSize: Int = 500, timeout: Duration = .seconds(30)
     ) async throws -> [HashedRow] {
         guard let pk = schema.primaryKey else {
             throw GRPCError(method: "fullRows", target: shard.leaderAddress, status: nil, message: "schema has no pk")
         }
         var rows: [HashedRow] = []
-        var after: PrimaryKey?
+        var after = start
         var builder = RowHashBuilder(capacity: 16 * 1024)
         var pacer = Pacer(pageSize: pageSize)
         while true {
-            let limit = pacer.pageSize
+            let limit = min(pacer.pageSize, maxRows.map { $0 - rows.count } ?? Int.max)
+            if limit <= 0 { return rows }
             let request = try ReplicaRequest(
                 collectionID: schema.collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,

@@ -34,9 +34,11 @@ public protocol ReplicaSource: Sendable {
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
         pageSize: Int, timeout: Duration
     ) async throws -> [ReplicaRow]
-    /// Every row with all its user fields, hashed like the log's inserts (full mode).
+    /// Rows with all their user fields, hashed like the log's inserts (full and sample modes): every row,
+    /// or the `maxRows` rows after pk `after`.
     func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, pageSize: Int, timeout: Duration
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
+        maxRows: Int?, pageSize: Int, timeout: Duration
     ) async throws -> [HashedRow]
 }
 

@@ -101,6 +101,7 @@ public enum ShadowReport {
             o.int("replicas_total", c.replicasTotal)
             o.int("buckets", c.buckets)
             o.raw("seconds", String(format: "%.3f", c.seconds))
+            if let slice = c.slice { o.int("sample_slice", slice) }
             return o.result
         }
         return "{\"collections\":[\(collections.joined(separator: ","))],"

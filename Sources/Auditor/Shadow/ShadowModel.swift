@@ -176,10 +176,13 @@ public struct AuditCoverage: Sendable, Equatable {
     public var replicasTotal: Int
     public var buckets: Int
     public var seconds: Double
+    /// Sample mode: the slice read in full in this sweep.
+    public var slice: Int?
     public init(
         collectionID: Int64, sweepMs: Int64, timestamp: UInt64, mode: String, rows: Int, replicas: Int,
-        replicasTotal: Int, buckets: Int, seconds: Double
+        replicasTotal: Int, slice: Int? = nil, buckets: Int, seconds: Double
     ) {
+        self.slice = slice
         self.collectionID = collectionID
         self.sweepMs = sweepMs
         self.timestamp = timestamp

@@ -115,8 +115,8 @@ extension ShadowStore {
                 AuditCoverage(
                     collectionID: row["collection_id"], sweepMs: row["sweep_ms"],
                     timestamp: UInt64(bitPattern: row["ts"]), mode: row["mode"], rows: row["rows"],
-                    replicas: row["replicas"], replicasTotal: row["replicas_total"], buckets: row["buckets"],
-                    seconds: row["seconds"])
+                    replicas: row["replicas"], replicasTotal: row["replicas_total"], slice: row["slice"],
+                    buckets: row["buckets"], seconds: row["seconds"])
             }
             let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
             let outage = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'kafka_unreachable_since_ms'")
@@ -200,14 +200,21 @@ extension ShadowStore {
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO coverage (collection_id, sweep_ms, ts, mode, rows, replicas,
-                            replicas_total, buckets, seconds)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            replicas_total, buckets, seconds, slice)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         c.collectionID, c.sweepMs, Int64(bitPattern: c.timestamp), c.mode, c.rows, c.replicas,
-                        c.replicasTotal, c.buckets, c.seconds,
+                        c.replicasTotal, c.buckets, c.seconds, c.slice,
                     ])
             }
+        }
+    }
+
+    /// The sample slice the last sweep of a collection read in full (nil: none yet).
+    public func lastSampleSlice(collectionID: Int64) throws -> Int? {
+        try writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT slice FROM coverage WHERE collection_id = ?", arguments: [collectionID])
         }
     }
 

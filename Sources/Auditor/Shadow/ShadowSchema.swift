@@ -127,6 +127,9 @@ enum ShadowSchema {
                         PRIMARY KEY (collection_id, replica_id))
                     """)
         }
+        migrator.registerMigration("v6-sample-slice") { db in
+            try db.execute(sql: "ALTER TABLE coverage ADD COLUMN slice INTEGER")
+        }
         return migrator
     }
 }
