@@ -407,10 +407,29 @@ public struct AuditRound: Sendable {
     }
 
     func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
+        // Bucket hashes first; row-level detail only for mismatched buckets (and rows read in full).
+        let buckets = max(1, expected.buckets)
+        var bucketOf: [PrimaryKey: Int] = [:]
+        func bucket(_ pk: PrimaryKey) -> Int {
+            if let known = bucketOf[pk] { return known }
+            let b = ShadowHashing.bucket(pkBytes: ShadowHashing.pkBytes(pk), buckets: buckets)
+            bucketOf[pk] = b
+            return b
+        }
+        let bad = ReplicaComparison.mismatchedBuckets(
+            shadowRows: expected.rows, timestamp: expected.timestamp, replicaRows: rows, buckets: buckets,
+            bucketOf: bucket)
+        let hashed = Set(rows.lazy.filter { $0.rowHash != nil }.map(\.pk))
+        let servedPKs = Set(rows.map(\.pk)).count
+        let expectedPKs = Set(expected.rows.lazy.filter { $0.ts <= expected.timestamp }.map(\.pk)).count
         var found = ReplicaComparison.compare(
-            collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
-            tombstones: expected.tombstones, replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows)
-        )
+            collectionID: expected.collectionID, timestamp: expected.timestamp,
+            shadowRows: expected.rows.filter { bad.contains(bucket($0.pk)) || hashed.contains($0.pk) },
+            tombstones: expected.tombstones.filter { bad.contains(bucket($0.pk)) },
+            replica: .init(
+                id: replica.id, nodeIDs: replica.nodeIDs,
+                rows: rows.filter { bad.contains(bucket($0.pk)) || $0.rowHash != nil }),
+            totals: (expectedPKs, servedPKs))
         // Same pks as the log: do the versions add up too? `count(*)` counts every stored version.
         if found.isEmpty, let counted = await count(replica, expected) {
             found +=

@@ -67,9 +67,10 @@ public enum ReplicaComparison {
         }
     }
 
+    /// `totals`: the whole collection's pk counts when the rows given are only the mismatched buckets'.
     public static func compare(
         collectionID: Int64, timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], tombstones: [DeletedKey],
-        replica: Replica
+        replica: Replica, totals: (expected: Int, served: Int)? = nil
     ) -> [ReplicaFinding] {
         // Milvus answers one row per pk: the newest live version as of T.
         var expected: [PrimaryKey: UInt64] = [:]
@@ -115,8 +116,8 @@ public enum ReplicaComparison {
                 kind: kind, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
                 pks: Array(sorted.prefix(witnessLimit)), pkCount: pks.count, timestamp: timestamp, evidence: evidence)
         }
-        let expectedCount = expected.count
-        let servedCount = served.count
+        let expectedCount = totals?.expected ?? expected.count
+        let servedCount = totals?.served ?? served.count
         return [
             finding(
                 .missing, missing,
@@ -130,6 +131,27 @@ public enum ReplicaComparison {
                     + (altered.isEmpty
                         ? "" : "; \(altered.count) rows with the log's pk and ts but other content (row hash)")),
         ].compactMap { $0 }
+    }
+
+    /// Bucket-first comparison: the segment-hash buckets (ShadowHashing.bucket) whose digest of
+    /// (pk, newest ts) differs between the shadow as of T and the replica's rows. Only their rows need a
+    /// row-level comparison; a clean replica costs one hash per row and no per-pk bookkeeping.
+    public static func mismatchedBuckets(
+        shadowRows: [ShadowStore.LiveRow], timestamp: UInt64, replicaRows: [ReplicaRow], buckets: Int,
+        bucketOf: (PrimaryKey) -> Int
+    ) -> Set<Int> {
+        var newest: [PrimaryKey: UInt64] = [:]
+        for row in shadowRows where row.ts <= timestamp && row.ts >= newest[row.pk] ?? 0 { newest[row.pk] = row.ts }
+        var digests = [UInt64](repeating: 0, count: max(1, buckets))
+        for (pk, ts) in newest {
+            digests[bucketOf(pk)] ^= ShadowHashing.version(pkBytes: ShadowHashing.pkBytes(pk), ts: ts, rowHash: 0)
+        }
+        var served: [PrimaryKey: UInt64] = [:]
+        for row in replicaRows where row.ts >= served[row.pk] ?? 0 { served[row.pk] = row.ts }
+        for (pk, ts) in served {
+            digests[bucketOf(pk)] ^= ShadowHashing.version(pkBytes: ShadowHashing.pkBytes(pk), ts: ts, rowHash: 0)
+        }
+        return Set(digests.indices.filter { digests[$0] != 0 })
     }
 
     /// With the same pk set as the log: `counted` (the replica's `count(*)` at T) against the live versions
