@@ -189,6 +189,19 @@ struct AuditRoundTests {
         #expect(result.records.first?.finding.evidence.contains("8 rows short") == true)
     }
 
+    @Test func aReplicaWithoutTargetThatServesEverythingHasCaughtUp() async throws {
+        // TargetVersion stays 0 (QueryCoord cannot move the target while the other replica is down), but the
+        // replica answers every row at T: caught up, compared like a serving replica, no open finding.
+        let noTarget = FakeReplicaSource.Script(
+            view: { _ in Self.view(target: 0, sealed: []) }, rows: { _ in Self.all })
+        let down = FakeReplicaSource.Script(
+            view: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") },
+            rows: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") })
+        let result = try await round(FakeReplicaSource([1: down, 2: noTarget])).audit(expected())
+        #expect(states(result) == ["catchup_unfinished/2/resolved", "replica_unavailable/1/suspected"])
+        #expect(result.coverage?.replicas == 1 && result.coverage?.rows == 10)
+    }
+
     @Test func aReplicaThatNeverCompletesIsSuspectedThenConfirmedAfterTheBound() async throws {
         let stuck = FakeReplicaSource.Script(
             view: { _ in Self.view(target: 0, sealed: []) }, rows: { _ in Array(Self.all.prefix(4)) })

@@ -101,51 +101,55 @@ def test_bidirectional_failover_with_auditd_as_oracle(tmp_path):
     coverage = report["coverage"][0]
     assert coverage["replicas"] == 2 and coverage["rows"] == 20
 
-    # 1. querynode1 down: search still works; the replica it served is unavailable; no data finding
-    cluster("kill", "querynode1")
-    wait_for(w.search_works, 90, "search with querynode1 down")
-    w.insert(10)
-    code, report, err = audit(state, w.name)
-    assert code == 2, err[-2000:]
-    found = open_findings(report)
-    assert [f["kind"] for f in found] == ["replica_unavailable"], found
-    assert served_by(found[0], 21123), found  # names the node that served it: querynode1
-    assert report["coverage"][0]["replicas"] == 1 and report["coverage"][0]["rows"] == 20
+    try:
+        # 1. querynode1 down: search still works; the replica it served is unavailable; no data finding
+        cluster("kill", "querynode1")
+        wait_for(w.search_works, 90, "search with querynode1 down")
+        w.insert(10)
+        code, report, err = audit(state, w.name)
+        assert code == 2, err[-2000:]
+        found = open_findings(report)
+        assert [f["kind"] for f in found] == ["replica_unavailable"], found
+        assert served_by(found[0], 21123), found  # names the node that served it: querynode1
+        assert report["coverage"][0]["replicas"] == 1 and report["coverage"][0]["rows"] == 20
 
-    # 2. querynode1 back, querynode2 down
-    cluster("start", "querynode1")
-    wait_for(w.both_replicas_serving, 120, "querynode1's replica serving again")
-    cluster("kill", "querynode2")
-    wait_for(w.search_works, 90, "search with querynode2 down")
-    w.insert(10)
-    code, report, err = audit(state, w.name)
-    assert code == 2, err[-2000:]
-    found = open_findings(report)
-    assert [f["kind"] for f in found] == ["replica_unavailable"], found
-    assert served_by(found[0], 21133), found
-    assert report["coverage"][0]["replicas"] == 1 and report["coverage"][0]["rows"] == 30
-    assert not [f for f in report["findings"] if f["kind"] in DATA_KINDS]
+        # 2. querynode1 back, querynode2 down
+        cluster("start", "querynode1")
+        wait_for(w.both_replicas_serving, 120, "querynode1's replica serving again")
+        cluster("kill", "querynode2")
+        wait_for(w.search_works, 90, "search with querynode2 down")
+        w.insert(10)
+        code, report, err = audit(state, w.name)
+        assert code == 2, err[-2000:]
+        found = open_findings(report)
+        assert [f["kind"] for f in found] == ["replica_unavailable"], found
+        assert served_by(found[0], 21133), found
+        assert report["coverage"][0]["replicas"] == 1 and report["coverage"][0]["rows"] == 30
+        assert not [f for f in report["findings"] if f["kind"] in DATA_KINDS]
 
-    # 3. both down: search fails, auditd cannot audit
-    cluster("kill", "querynode1")
-    wait_for(lambda: not w.search_works(), 90, "search to fail with both QueryNodes down")
-    w.insert(10)  # the log (and the DataNode) still take writes
-    code, report, err = audit(state, w.name, "--unreachable-grace", "3")
-    assert code == 2, err[-2000:]
-    assert {f["kind"] for f in open_findings(report)} == {"replica_unavailable"}
+        # 3. both down: search fails, auditd cannot audit
+        cluster("kill", "querynode1")
+        wait_for(lambda: not w.search_works(), 90, "search to fail with both QueryNodes down")
+        w.insert(10)  # the log (and the DataNode) still take writes
+        code, report, err = audit(state, w.name, "--unreachable-grace", "3")
+        assert code == 2, err[-2000:]
+        assert {f["kind"] for f in open_findings(report)} == {"replica_unavailable"}
 
-    # 4. all back: auditd follows the recovery, measures the catch-up, then audits clean
-    cluster("start", "querynode1")
-    cluster("start", "querynode2")
-    code, report, err = audit(state, w.name, "--unreachable-grace", "90", "--watch-limit", "120")
-    assert code == 0, err[-3000:]
-    assert open_findings(report) == [], report["findings"]
-    catchups = [f for f in report["findings"] if f["kind"] == "catchup_unfinished" and f["state"] == "resolved"]
-    assert catchups, report["findings"]
-    for f in catchups:
-        window = f["evidence"]
-        assert window["window_end_ms"] >= window["window_start_ms"], f
-    assert report["coverage"][0]["replicas"] == 2 and report["coverage"][0]["rows"] == 2 * w.written
-    assert not [f for f in report["findings"] if f["kind"] in DATA_KINDS]
-    code, report, err = audit(state, w.name)
-    assert code == 0 and open_findings(report) == [], err[-2000:]
+        # 4. all back: auditd follows the recovery, measures the catch-up, then audits clean
+        cluster("start", "querynode1")
+        cluster("start", "querynode2")
+        code, report, err = audit(state, w.name, "--unreachable-grace", "120", "--watch-limit", "300")
+        assert code == 0, err[-3000:]
+        assert open_findings(report) == [], report["findings"]
+        catchups = [f for f in report["findings"] if f["kind"] == "catchup_unfinished" and f["state"] == "resolved"]
+        assert catchups, report["findings"]
+        for f in catchups:
+            window = f["evidence"]
+            assert window["window_end_ms"] >= window["window_start_ms"], f
+        assert report["coverage"][0]["replicas"] == 2 and report["coverage"][0]["rows"] == 2 * w.written
+        assert not [f for f in report["findings"] if f["kind"] in DATA_KINDS]
+        code, report, err = audit(state, w.name)
+        assert code == 0 and open_findings(report) == [], err[-2000:]
+    finally:
+        for node in ("querynode1", "querynode2"):
+            subprocess.run([CLUSTER, "start", node], capture_output=True)  # leave the cluster whole

@@ -232,9 +232,9 @@ public struct AuditRound: Sendable {
                 let id = probe.replica.id
                 switch topology.health[id] {
                 case .recovering(let why)?:
+                    let counted = await count(probe.replica, expected)
                     if watches[id] == nil {
                         let since = expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"]
-                        let counted = await count(probe.replica, expected)
                         watches[id] = Watch(
                             sinceMs: since ?? nowMs(), shortAtStart: counted.map { max(0, expectedCount - $0) },
                             endMs: nil, lastReason: why)
@@ -245,9 +245,18 @@ public struct AuditRound: Sendable {
                                 "audit.reason": "\(why)",
                             ])
                     }
+                    if watches[id]?.shortAtStart == nil, let counted {
+                        watches[id]?.shortAtStart = max(0, expectedCount - counted)
+                    }
                     watches[id]?.lastReason = why
-                    watches[id]?.endMs = nil
                     watches[id]?.unreachableOnly = false
+                    // Still without a target, but it already serves every version the log has at T: the data
+                    // has caught up (e.g. the other replica is down, so QueryCoord cannot move the target on).
+                    if let counted, counted >= expectedCount {
+                        if watches[id]?.endMs == nil { watches[id]?.endMs = nowMs() }
+                    } else {
+                        watches[id]?.endMs = nil
+                    }
                 case .unreachable(let why)?:
                     if watches[id] == nil {
                         watches[id] = Watch(
@@ -338,7 +347,7 @@ public struct AuditRound: Sendable {
                         .suspected))
                 continue
             }
-            if health.isRecovering, let watch = watches[replica.id] {
+            if health.isRecovering, let watch = watches[replica.id], watch.endMs == nil {
                 // Still recovering when the watch ended: short answers are catch-up, not (yet) loss.
                 let missing = ReplicaComparison.compare(
                     collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
