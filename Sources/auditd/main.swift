@@ -433,7 +433,15 @@ struct Audit: AsyncParsableCommand {
             let signals = stopOnSignals(stop)
             defer { signals.forEach { $0.cancel() } }
             repeat {
-                let summary = try await app.audit(options)
+                let summary: AuditSummary
+                do {
+                    summary = try await app.audit(options)
+                } catch  where !once {
+                    // a sidecar keeps auditing: this round failed (Kafka or Milvus away), the next one may not
+                    FileHandle.standardError.write(Data("audit: round failed: \(error)\n".utf8))
+                    for _ in 0..<(pause * 10) where !stop.isStopped { try await Task.sleep(for: .milliseconds(100)) }
+                    continue
+                }
                 var line = "audit: \(summary.collections) collections, \(summary.replicas) replicas, "
                 line += "\(summary.rowsChecked) rows checked, \(summary.confirmed.count) confirmed, "
                 line += "\(summary.suspected.count) suspected, \(summary.resolved.count) resolved findings"

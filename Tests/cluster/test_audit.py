@@ -85,3 +85,30 @@ def test_full_mode_compares_every_rows_content_with_the_log(tmp_path):
     findings = [f for f in json.loads(full.stdout)["findings"] if f["state"] == "confirmed"]
     assert len(findings) == 2 and all(f["kind"] == "extra" and f["pks"] == [victim] for f in findings), findings
     assert all("row hash" in f["evidence"]["detail"] for f in findings)
+
+
+def test_continuous_audit_runs_rounds_until_sigterm(tmp_path):
+    """`auditd audit` without --once: a round every --interval seconds, each refreshing the coverage; SIGTERM
+    ends it cleanly (exit 0)."""
+    import signal
+    prefix = "it_loop_%08x" % random.getrandbits(32)
+    out = tmp_path / "expected.json"
+    subprocess.run([sys.executable, os.path.join(ROOT, "dev", "workload.py"), "--prefix", prefix, "--only", "reid",
+                    "--rows", "40", "--batch", "20", "--deletes", "0", "--out", str(out)], check=True)
+    name = prefix + "_reid"
+    state = tmp_path / "state"
+    log = open(tmp_path / "audit.log", "w")
+    loop = subprocess.Popen([AUDITD, "audit", "--interval", "1", "--settle", "1", "--collection", name, "--state",
+                             str(state)], stdout=subprocess.DEVNULL, stderr=log)
+    sweeps = set()
+    deadline = time.time() + 120
+    while len(sweeps) < 3 and time.time() < deadline and loop.poll() is None:
+        time.sleep(0.5)
+        report = subprocess.run([AUDITD, "report", "--json", "--state", str(state)], capture_output=True, text=True)
+        if report.stdout.startswith("{"):
+            sweeps |= {c["last_sweep_ms"] for c in json.loads(report.stdout)["coverage"]}
+    loop.send_signal(signal.SIGTERM)
+    assert loop.wait(timeout=120) == 0
+    log.close()
+    assert len(sweeps) >= 3, open(tmp_path / "audit.log").read()[-2000:]
+    assert open(tmp_path / "audit.log").read().count("0 confirmed") >= 3
