@@ -77,9 +77,6 @@ public struct ExpectedCollection: Sendable {
         self.buckets = buckets
         self.firstSeen = firstSeen
     }
-
-    /// `count(*)` Milvus must answer at T: every live version (duplicates included).
-    var expectedCount: Int64 { Int64(rows.lazy.filter { $0.ts <= self.timestamp }.count) }
 }
 
 /// The outcome of auditing one collection.
@@ -223,7 +220,16 @@ public struct AuditRound: Sendable {
         var result = CollectionAuditResult()
         var topology = await probe(expected)
         var watches: [Int64: Watch] = [:]
-        let expectedCount = expected.expectedCount
+        let cut = ShadowCut(rows: expected.rows, timestamp: expected.timestamp, buckets: expected.buckets)
+        let expectedCount = Int64(cut.versions)  // what `count(*)` must answer at T
+
+        /// Counts a watched replica at T, keeps how short it was when first counted; true once it holds every
+        /// live version the log has at T.
+        func caughtUp(_ id: Int64, _ replica: ReplicaInfo) async -> Bool {
+            guard let counted = await count(replica, expected) else { return false }
+            if watches[id]?.shortAtStart == nil { watches[id]?.shortAtStart = max(0, expectedCount - counted) }
+            return counted >= expectedCount
+        }
 
         // The recovery watch: follow replicas that are recovering (or briefly unreachable, e.g. restarting)
         // until they serve completely, or the limits run out.
@@ -232,12 +238,9 @@ public struct AuditRound: Sendable {
                 let id = probe.replica.id
                 switch topology.health[id] {
                 case .recovering(let why)?:
-                    let counted = await count(probe.replica, expected)
                     if watches[id] == nil {
                         let since = expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"]
-                        watches[id] = Watch(
-                            sinceMs: since ?? nowMs(), shortAtStart: counted.map { max(0, expectedCount - $0) },
-                            endMs: nil, lastReason: why)
+                        watches[id] = Watch(sinceMs: since ?? nowMs(), shortAtStart: nil, endMs: nil, lastReason: why)
                         logger.notice(
                             "replica recovering",
                             metadata: [
@@ -245,14 +248,11 @@ public struct AuditRound: Sendable {
                                 "audit.reason": "\(why)",
                             ])
                     }
-                    if watches[id]?.shortAtStart == nil, let counted {
-                        watches[id]?.shortAtStart = max(0, expectedCount - counted)
-                    }
                     watches[id]?.lastReason = why
                     watches[id]?.unreachableOnly = false
                     // Still without a target, but it already serves every version the log has at T: the data
                     // has caught up (e.g. the other replica is down, so QueryCoord cannot move the target on).
-                    if let counted, counted >= expectedCount {
+                    if await caughtUp(id, probe.replica) {
                         if watches[id]?.endMs == nil { watches[id]?.endMs = nowMs() }
                     } else {
                         watches[id]?.endMs = nil
@@ -263,14 +263,10 @@ public struct AuditRound: Sendable {
                             sinceMs: nowMs(), shortAtStart: nil, endMs: nil, lastReason: why, unreachableOnly: true)
                     }
                 case .serving?:
+                    // serving per its leader views; done once its counts match the shadow at T too
                     if let watch = watches[id], watch.endMs == nil {
                         watches[id]?.unreachableOnly = false
-                        // serving per its leader views; done once its counts match the shadow at T too
-                        let counted = await count(probe.replica, expected)
-                        if watch.shortAtStart == nil, let counted {
-                            watches[id]?.shortAtStart = max(0, expectedCount - counted)
-                        }
-                        if let counted, counted >= expectedCount { watches[id]?.endMs = nowMs() }
+                        if await caughtUp(id, probe.replica) { watches[id]?.endMs = nowMs() }
                     }
                 default: break
                 }
@@ -370,7 +366,7 @@ public struct AuditRound: Sendable {
                             watch: watch, missing: []), .resolved))
             }
             served.append((replica, rows))
-            pending += await findings(expected, replica: replica, rows: rows)
+            pending += await findings(expected, cut, replica: replica, rows: rows)
         }
         if let divergence = Self.divergence(expected, served) { pending.append(divergence) }
         result.coverage = AuditCoverage(
@@ -391,7 +387,7 @@ public struct AuditRound: Sendable {
                 let rows = try? await self.read(current, expected)
             else { continue }
             reread.append((current, rows))
-            confirmedNow += await findings(expected, replica: current, rows: rows)
+            confirmedNow += await findings(expected, cut, replica: current, rows: rows)
         }
         if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
         for finding in pending {
@@ -415,35 +411,25 @@ public struct AuditRound: Sendable {
             .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
     }
 
-    func findings(_ expected: ExpectedCollection, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
+    func findings(_ expected: ExpectedCollection, _ cut: ShadowCut, replica: ReplicaInfo, rows: [ReplicaRow]) async
+        -> [ReplicaFinding]
+    {
         // Bucket hashes first; row-level detail only for mismatched buckets (and rows read in full).
-        let buckets = max(1, expected.buckets)
-        var bucketOf: [PrimaryKey: Int] = [:]
-        func bucket(_ pk: PrimaryKey) -> Int {
-            if let known = bucketOf[pk] { return known }
-            let b = ShadowHashing.bucket(pkBytes: ShadowHashing.pkBytes(pk), buckets: buckets)
-            bucketOf[pk] = b
-            return b
-        }
-        let bad = ReplicaComparison.mismatchedBuckets(
-            shadowRows: expected.rows, timestamp: expected.timestamp, replicaRows: rows, buckets: buckets,
-            bucketOf: bucket)
+        let bad = cut.mismatchedBuckets(rows)
         let hashed = Set(rows.lazy.filter { $0.rowHash != nil }.map(\.pk))
-        let servedPKs = Set(rows.map(\.pk)).count
-        let expectedPKs = Set(expected.rows.lazy.filter { $0.ts <= expected.timestamp }.map(\.pk)).count
         var found = ReplicaComparison.compare(
             collectionID: expected.collectionID, timestamp: expected.timestamp,
-            shadowRows: expected.rows.filter { bad.contains(bucket($0.pk)) || hashed.contains($0.pk) },
-            tombstones: expected.tombstones.filter { bad.contains(bucket($0.pk)) },
+            shadowRows: expected.rows.filter { bad.contains(cut.bucket($0.pk)) || hashed.contains($0.pk) },
+            tombstones: expected.tombstones.filter { bad.contains(cut.bucket($0.pk)) },
             replica: .init(
                 id: replica.id, nodeIDs: replica.nodeIDs,
-                rows: rows.filter { bad.contains(bucket($0.pk)) || $0.rowHash != nil }),
-            totals: (expectedPKs, servedPKs))
+                rows: rows.filter { bad.contains(cut.bucket($0.pk)) || $0.rowHash != nil }),
+            totals: (cut.newest.count, Set(rows.map(\.pk)).count))
         // Same pks as the log: do the versions add up too? `count(*)` counts every stored version.
         if found.isEmpty, let counted = await count(replica, expected) {
             found +=
                 ReplicaComparison.versions(
-                    collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
+                    collectionID: expected.collectionID, cut: cut,
                     replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows), counted: counted
                 ).map { [$0] } ?? []
         }
@@ -474,8 +460,4 @@ public struct AuditRound: Sendable {
         finding.windowEndMs = end
         return finding
     }
-}
-
-extension Duration {
-    var milliseconds64: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -140,36 +140,50 @@ public enum ReplicaComparison {
         shadowRows: [ShadowStore.LiveRow], timestamp: UInt64, replicaRows: [ReplicaRow], buckets: Int,
         bucketOf: (PrimaryKey) -> Int
     ) -> Set<Int> {
-        var newest: [PrimaryKey: UInt64] = [:]
-        for row in shadowRows where row.ts <= timestamp && row.ts >= newest[row.pk] ?? 0 { newest[row.pk] = row.ts }
-        var digests = [UInt64](repeating: 0, count: max(1, buckets))
-        for (pk, ts) in newest {
-            digests[bucketOf(pk)] ^= ShadowHashing.version(pkBytes: ShadowHashing.pkBytes(pk), ts: ts, rowHash: 0)
-        }
-        var served: [PrimaryKey: UInt64] = [:]
-        for row in replicaRows where row.ts >= served[row.pk] ?? 0 { served[row.pk] = row.ts }
-        for (pk, ts) in served {
+        let shadow = digests(
+            newest(shadowRows.lazy.filter { $0.ts <= timestamp }.map { ($0.pk, $0.ts) }), buckets: buckets,
+            bucketOf: bucketOf)
+        return mismatchedBuckets(shadowDigests: shadow, replicaRows: replicaRows, bucketOf: bucketOf)
+    }
+
+    /// The same against bucket digests of the shadow computed once (`ShadowCut`) for every replica.
+    static func mismatchedBuckets(shadowDigests: [UInt64], replicaRows: [ReplicaRow], bucketOf: (PrimaryKey) -> Int)
+        -> Set<Int>
+    {
+        var digests = shadowDigests
+        for (pk, ts) in newest(replicaRows.lazy.map { ($0.pk, $0.ts) }) {
             digests[bucketOf(pk)] ^= ShadowHashing.version(pkBytes: ShadowHashing.pkBytes(pk), ts: ts, rowHash: 0)
         }
         return Set(digests.indices.filter { digests[$0] != 0 })
     }
 
+    /// The newest ts per pk.
+    static func newest(_ versions: some Sequence<(PrimaryKey, UInt64)>) -> [PrimaryKey: UInt64] {
+        var newest: [PrimaryKey: UInt64] = [:]
+        for (pk, ts) in versions where ts >= newest[pk] ?? 0 { newest[pk] = ts }
+        return newest
+    }
+
+    /// XOR of H(pk, ts) per bucket.
+    static func digests(_ newest: [PrimaryKey: UInt64], buckets: Int, bucketOf: (PrimaryKey) -> Int) -> [UInt64] {
+        var digests = [UInt64](repeating: 0, count: max(1, buckets))
+        for (pk, ts) in newest {
+            digests[bucketOf(pk)] ^= ShadowHashing.version(pkBytes: ShadowHashing.pkBytes(pk), ts: ts, rowHash: 0)
+        }
+        return digests
+    }
+
     /// With the same pk set as the log: `counted` (the replica's `count(*)` at T) against the live versions
     /// the log leaves at T. A difference means duplicates lost or gained.
-    public static func versions(
-        collectionID: Int64, timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], replica: Replica, counted: Int64
-    ) -> ReplicaFinding? {
-        var versions: [PrimaryKey: Int] = [:]
-        for row in shadowRows where row.ts <= timestamp { versions[row.pk, default: 0] += 1 }
-        let expected = versions.values.reduce(0, +)
-        guard counted != Int64(expected) else { return nil }
-        let duplicated = versions.filter { $0.value > 1 }.map(\.key).sorted()
+    static func versions(collectionID: Int64, cut: ShadowCut, replica: Replica, counted: Int64) -> ReplicaFinding? {
+        guard counted != Int64(cut.versions) else { return nil }
         return ReplicaFinding(
             kind: .duplicatePK, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
-            pks: Array(duplicated.prefix(witnessLimit)), pkCount: abs(Int(counted) - expected), timestamp: timestamp,
+            pks: Array(cut.duplicated.prefix(witnessLimit)), pkCount: abs(Int(counted) - cut.versions),
+            timestamp: cut.timestamp,
             evidence:
-                "count(*) = \(counted) but the log leaves \(expected) live versions of \(versions.count) pks "
-                + "(\(duplicated.count) pks inserted again while live)")
+                "count(*) = \(counted) but the log leaves \(cut.versions) live versions of \(cut.newest.count) pks "
+                + "(\(cut.duplicated.count) pks inserted again while live)")
     }
 
     /// Replica-vs-replica: pks served by one and not the other (or with different ts).
@@ -185,5 +199,48 @@ public enum ReplicaComparison {
             evidence:
                 "replicas \(a.id) (\(left.count) rows) and \(b.id) (\(right.count) rows) differ on \(differing.count) pks"
         )
+    }
+}
+
+/// The shadow as of T, computed once per audited collection and compared with every replica (and again at
+/// the confirming read): newest version per pk, bucket of every pk, bucket digests, live version counts.
+struct ShadowCut: Sendable {
+    let timestamp: UInt64
+    let buckets: Int
+    let newest: [PrimaryKey: UInt64]
+    private let bucketOfPK: [PrimaryKey: Int]
+    let digests: [UInt64]
+    /// Live versions at T, duplicates counted (what `count(*)` must answer).
+    let versions: Int
+    /// pks with more than one live version at T.
+    let duplicated: [PrimaryKey]
+
+    init(rows: [ShadowStore.LiveRow], timestamp: UInt64, buckets: Int) {
+        self.timestamp = timestamp
+        self.buckets = max(1, buckets)
+        var perPK: [PrimaryKey: Int] = [:]
+        var live: [(PrimaryKey, UInt64)] = []
+        for row in rows where row.ts <= timestamp {
+            perPK[row.pk, default: 0] += 1
+            live.append((row.pk, row.ts))
+        }
+        versions = live.count
+        duplicated = perPK.filter { $0.value > 1 }.map(\.key).sorted()
+        newest = ReplicaComparison.newest(live)
+        var known: [PrimaryKey: Int] = [:]
+        known.reserveCapacity(newest.count)
+        for pk in newest.keys {
+            known[pk] = ShadowHashing.bucket(pkBytes: ShadowHashing.pkBytes(pk), buckets: self.buckets)
+        }
+        bucketOfPK = known
+        digests = ReplicaComparison.digests(newest, buckets: self.buckets) { known[$0] ?? 0 }
+    }
+
+    func bucket(_ pk: PrimaryKey) -> Int {
+        bucketOfPK[pk] ?? ShadowHashing.bucket(pkBytes: ShadowHashing.pkBytes(pk), buckets: buckets)
+    }
+
+    func mismatchedBuckets(_ rows: [ReplicaRow]) -> Set<Int> {
+        ReplicaComparison.mismatchedBuckets(shadowDigests: digests, replicaRows: rows, bucketOf: bucket)
     }
 }

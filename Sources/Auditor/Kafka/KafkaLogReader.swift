@@ -170,11 +170,3 @@ public final class KafkaLogReader: KafkaLog {
         return events
     }
 }
-
-extension Duration {
-    var milliseconds: Int32 {
-        let (seconds, attoseconds) = components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return Int32(clamping: max(0, ms))
-    }
-}

@@ -69,9 +69,8 @@ public enum ShadowReport {
                 o.raw(
                     "leaders",
                     "{"
-                        + leaders.split(separator: ",").map { pair -> String in
-                            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                            return "\(JSONLine.quoted(kv[0])):\(JSONLine.quoted(kv.count > 1 ? kv[1] : ""))"
+                        + ShadowStore.parseLeaders(leaders).sorted { $0.key < $1.key }.map {
+                            "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))"
                         }.joined(separator: ",") + "}")
             }
             var evidence = JSONLine()

@@ -350,7 +350,3 @@ public final class ShadowIngester {
             findings: findings)
     }
 }
-
-extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
