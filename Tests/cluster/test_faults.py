@@ -163,7 +163,7 @@ def test_overwritten_delta_log_resurrects_exactly_that_segments_deletes_on_one_r
             shutil.copyfile(donor[0], path)
         restart_querynode1()
 
-        code, report, err = audit(state, c.name, "--watch-limit", "120")
+        code, report, err = audit(state, c.name, "--watch-limit", "120", "--unreachable-grace", "120")
         assert code == 1, err[-3000:]
         confirmed = replica_findings(report, "confirmed")
         resurrected = [f for f in confirmed if f["kind"] == "resurrected"]
@@ -176,7 +176,7 @@ def test_overwritten_delta_log_resurrects_exactly_that_segments_deletes_on_one_r
         for path in victim:
             shutil.copyfile(os.path.join(backup, os.path.basename(path)), path)
         restart_querynode1()
-        code, report, err = audit(state, c.name, "--watch-limit", "120")
+        code, report, err = audit(state, c.name, "--watch-limit", "120", "--unreachable-grace", "120")
         assert code == 0, err[-3000:]
         assert [f["state"] for f in replica_findings(report) if f["kind"] == "resurrected"] == ["resolved"]
     finally:
