@@ -202,6 +202,61 @@ struct AuditRoundTests {
         #expect(result.coverage?.replicas == 1 && result.coverage?.rows == 10)
     }
 
+    @Test func aReplicaWithoutTargetServingMoreThanTheLogIsJudgedOnlyOnceItHasATarget() async throws {
+        // A segment loaded with a wrong delta log: the restarted replica answers deleted rows while its target is
+        // still 0. More rows than the log is not "caught up"; once the target arrives the resurrection is a
+        // serving replica's finding and the re-read confirms it (CI once judged it early and never confirmed).
+        let deleted = [DeletedKey(pk: .int(11), ts: 600)]
+        let back = Self.all + [ReplicaRow(pk: .int(11), ts: 400)]
+        let reloaded = FakeReplicaSource.Script(
+            view: { n in n < 4 ? Self.view(target: 0, sealed: []) : Self.view() }, rows: { _ in back })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: reloaded])).audit(
+            expected(tombstones: deleted))
+        #expect(
+            states(result) == [
+                "catchup_unfinished/2/resolved", "replica_divergence/1/confirmed", "resurrected/2/confirmed",
+            ])
+        #expect(result.records.first { $0.finding.kind == .resurrected }?.finding.pks == [.int(11)])
+    }
+
+    @Test func aReplicaWithoutTargetIsNotJudgedOnRowsItStillHasToDelete() async throws {
+        // Loading: the deleted row is still there while the target is 0, gone once the target arrives. Judging
+        // it early would report a resurrection that never was.
+        let probes = Mutex(0)
+        let deleted = [DeletedKey(pk: .int(11), ts: 600)]
+        let loading = FakeReplicaSource.Script(
+            view: { n in
+                probes.withLock { $0 = n }
+                return n < 4 ? Self.view(target: 0, sealed: []) : Self.view()
+            },
+            rows: { _ in probes.withLock { $0 } < 4 ? Self.all + [ReplicaRow(pk: .int(11), ts: 400)] : Self.all })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: loading])).audit(
+            expected(tombstones: deleted))
+        #expect(states(result) == ["catchup_unfinished/2/resolved"])
+    }
+
+    @Test func aHandoffAfterAFlushIsNoCatchUp() async throws {
+        // Right after a flush one leader lists the new sealed segment, the other not yet, while both serve every
+        // row: the audit waits for the handoff and reports nothing.
+        let handingOff = FakeReplicaSource.Script(
+            view: { n in n < 2 ? Self.view(sealed: []) : Self.view() }, rows: { _ in Self.all })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: handingOff])).audit(expected())
+        #expect(result.records.isEmpty)
+        #expect(result.unjudged.isEmpty && result.coverage?.replicas == 2)
+    }
+
+    @Test func aFindingTheReReadCouldNotCheckSaysWhy() async throws {
+        let lossy = FakeReplicaSource.Script(
+            view: { n in
+                if n > 0 { throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") }
+                return Self.view()
+            }, rows: { _ in Array(Self.all.dropFirst(3)) })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy])).audit(expected())
+        let missing = try #require(result.records.first { $0.finding.kind == .missing })
+        #expect(missing.state == .suspected)
+        #expect(missing.finding.evidence.contains("unconfirmed (not re-read: "))
+    }
+
     @Test func aReplicaThatNeverCompletesIsSuspectedThenConfirmedAfterTheBound() async throws {
         let stuck = FakeReplicaSource.Script(
             view: { _ in Self.view(target: 0, sealed: []) }, rows: { _ in Array(Self.all.prefix(4)) })

@@ -212,6 +212,10 @@ public struct AuditRound: Sendable {
         var lastReason: String
         /// Only seen unreachable so far (a node down stays so; a restarting one turns recovering or serving).
         var unreachableOnly = false
+        /// Seen reloading (no view or no target), unreachable, or answering fewer rows than the log has: a
+        /// catch-up worth reporting. Otherwise the replica only lacked a sealed segment for a moment while
+        /// serving every row — the handoff after a flush, not a catch-up.
+        var caughtUpFromBehind = false
     }
 
     public func audit(_ expected: ExpectedCollection) async throws -> CollectionAuditResult {
@@ -224,11 +228,13 @@ public struct AuditRound: Sendable {
         let expectedCount = Int64(cut.versions)  // what `count(*)` must answer at T
 
         /// Counts a watched replica at T, keeps how short it was when first counted; true once it holds every
-        /// live version the log has at T.
-        func caughtUp(_ id: Int64, _ replica: ReplicaInfo) async -> Bool {
+        /// live version the log has at T (`exactly`: no more either — a replica still loading can answer
+        /// more rows than the log has, e.g. with deletes not applied yet).
+        func caughtUp(_ id: Int64, _ replica: ReplicaInfo, exactly: Bool) async -> Bool {
             guard let counted = await count(replica, expected) else { return false }
             if watches[id]?.shortAtStart == nil { watches[id]?.shortAtStart = max(0, expectedCount - counted) }
-            return counted >= expectedCount
+            if counted < expectedCount { watches[id]?.caughtUpFromBehind = true }
+            return exactly ? counted == expectedCount : counted >= expectedCount
         }
 
         // The recovery watch: follow replicas that are recovering (or briefly unreachable, e.g. restarting)
@@ -237,10 +243,12 @@ public struct AuditRound: Sendable {
             for probe in topology.probes {
                 let id = probe.replica.id
                 switch topology.health[id] {
-                case .recovering(let why)?:
+                case .recovering(let why, let reloading)?:
                     if watches[id] == nil {
                         let since = expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"]
-                        watches[id] = Watch(sinceMs: since ?? nowMs(), shortAtStart: nil, endMs: nil, lastReason: why)
+                        watches[id] = Watch(
+                            sinceMs: since ?? nowMs(), shortAtStart: nil, endMs: nil, lastReason: why,
+                            caughtUpFromBehind: since != nil)
                         logger.notice(
                             "replica recovering",
                             metadata: [
@@ -250,9 +258,12 @@ public struct AuditRound: Sendable {
                     }
                     watches[id]?.lastReason = why
                     watches[id]?.unreachableOnly = false
-                    // Still without a target, but it already serves every version the log has at T: the data
-                    // has caught up (e.g. the other replica is down, so QueryCoord cannot move the target on).
-                    if await caughtUp(id, probe.replica) {
+                    if reloading { watches[id]?.caughtUpFromBehind = true }
+                    // Still without a target, but it already serves exactly the versions the log has at T: the
+                    // data has caught up (e.g. the other replica is down, so QueryCoord cannot move the target
+                    // on). More rows than the log is no proof: a segment loaded with a wrong delta log answers
+                    // that way while its target is still 0 — wait for the target before judging it.
+                    if await caughtUp(id, probe.replica, exactly: true) {
                         if watches[id]?.endMs == nil { watches[id]?.endMs = nowMs() }
                     } else {
                         watches[id]?.endMs = nil
@@ -260,13 +271,14 @@ public struct AuditRound: Sendable {
                 case .unreachable(let why)?:
                     if watches[id] == nil {
                         watches[id] = Watch(
-                            sinceMs: nowMs(), shortAtStart: nil, endMs: nil, lastReason: why, unreachableOnly: true)
+                            sinceMs: nowMs(), shortAtStart: nil, endMs: nil, lastReason: why, unreachableOnly: true,
+                            caughtUpFromBehind: true)
                     }
                 case .serving?:
                     // serving per its leader views; done once its counts match the shadow at T too
                     if let watch = watches[id], watch.endMs == nil {
                         watches[id]?.unreachableOnly = false
-                        if await caughtUp(id, probe.replica) { watches[id]?.endMs = nowMs() }
+                        if await caughtUp(id, probe.replica, exactly: false) { watches[id]?.endMs = nowMs() }
                     }
                 default: break
                 }
@@ -358,7 +370,14 @@ public struct AuditRound: Sendable {
                 result.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
                 continue
             }
-            if let watch = watches[replica.id], watch.endMs != nil {
+            if let watch = watches[replica.id], watch.endMs != nil, !watch.caughtUpFromBehind {
+                logger.info(
+                    "replica lacked a sealed segment for a moment while serving every row (handoff)",
+                    metadata: [
+                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(replica.id)",
+                        "audit.reason": "\(watch.lastReason)",
+                    ])
+            } else if let watch = watches[replica.id], watch.endMs != nil {
                 result.records.append(
                     AuditRecord(
                         catchup(
@@ -382,10 +401,22 @@ public struct AuditRound: Sendable {
         let again = await probe(expected)
         var confirmedNow: [ReplicaFinding] = []
         var reread: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
-        for (replica, _) in served where again.health[replica.id]?.isServing == true {
-            guard let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica,
-                let rows = try? await self.read(current, expected)
-            else { continue }
+        var notReread: [Int64: String] = [:]
+        for (replica, _) in served {
+            let health = again.health[replica.id] ?? .unreachable(again.error ?? "not listed")
+            guard health.isServing || health.isRecovering && watches[replica.id]?.endMs != nil,
+                let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica
+            else {
+                notReread[replica.id] = health.reason
+                continue
+            }
+            let rows: [ReplicaRow]
+            do {
+                rows = try await self.read(current, expected)
+            } catch {
+                notReread[replica.id] = "\(error)"
+                continue
+            }
             reread.append((current, rows))
             confirmedNow += await findings(expected, cut, replica: current, rows: rows)
         }
@@ -395,7 +426,19 @@ public struct AuditRound: Sendable {
                 $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
                     && $0.pkCount == finding.pkCount
             }
-            result.records.append(AuditRecord(finding, same ? .confirmed : .suspected))
+            var record = AuditRecord(finding, same ? .confirmed : .suspected)
+            if !same {
+                let why = notReread[finding.replicaID].map { "not re-read: \($0)" } ?? "not seen again at the re-read"
+                record.finding.evidence += "; unconfirmed (\(why))"
+                logger.notice(
+                    "finding not confirmed",
+                    metadata: [
+                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(finding.replicaID)",
+                        "audit.kind": "\(finding.kind.rawValue)", "audit.pks": "\(finding.pkCount)",
+                        "audit.reason": "\(why)",
+                    ])
+            }
+            result.records.append(record)
         }
         return result
     }

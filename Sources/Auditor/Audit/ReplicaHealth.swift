@@ -2,8 +2,10 @@
 public enum ReplicaHealth: Sendable, Equatable {
     case serving
     /// Answers may be partial without any error: no target yet, or sealed segments missing that the other
-    /// replica serves (replica-reads.md: the window after a QueryNode restart).
-    case recovering(String)
+    /// replica serves (replica-reads.md: the window after a QueryNode restart). `reloading`: some shard leader
+    /// has no view or no target yet — the replica is (re)loading after a restart or reassignment; otherwise it
+    /// only lacks sealed segments, as after every flush until the handoff reaches it.
+    case recovering(String, reloading: Bool)
     case unreachable(String)
 
     public var isServing: Bool { self == .serving }
@@ -14,7 +16,7 @@ public enum ReplicaHealth: Sendable, Equatable {
     public var reason: String {
         switch self {
         case .serving: return "serving"
-        case .recovering(let why), .unreachable(let why): return why
+        case .recovering(let why, _), .unreachable(let why): return why
         }
     }
 }
@@ -47,6 +49,7 @@ extension ReplicaHealth {
 
     static func health(of probe: ReplicaProbe, among probes: [ReplicaProbe], vchannels: [String]) -> ReplicaHealth {
         var recovering: [String] = []
+        var reloading = false
         for vchannel in vchannels {
             guard let shard = probe.replica.shards.first(where: { $0.vchannel == vchannel }) else {
                 return .unreachable(
@@ -59,9 +62,11 @@ extension ReplicaHealth {
                 return .unreachable("leader \(shard.leaderID) at \(shard.leaderAddress): \(error.message)")
             case .success(nil)?:
                 recovering.append("\(vchannel): leader \(shard.leaderID) has no view yet")
+                reloading = true
             case .success(let view?)?:
                 if view.targetVersion == 0 {
                     recovering.append("\(vchannel): leader \(shard.leaderID) has TargetVersion 0")
+                    reloading = true
                     continue
                 }
                 // Sealed segments another replica's leader serves for this vchannel but this one lacks.
@@ -80,6 +85,6 @@ extension ReplicaHealth {
                 }
             }
         }
-        return recovering.isEmpty ? .serving : .recovering(recovering.joined(separator: "; "))
+        return recovering.isEmpty ? .serving : .recovering(recovering.joined(separator: "; "), reloading: reloading)
     }
 }
