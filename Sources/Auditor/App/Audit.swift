@@ -43,7 +43,7 @@ extension Application {
     public func audit(_ options: AuditOptions, source: (any ReplicaSource)? = nil) async throws -> AuditSummary {
         _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
         let store = try ShadowStore.open(directory: options.stateDirectory, create: false)
-        let checkpoints = try store.checkpoints()
+        let checkpoints = try await store.perform { try $0.checkpoints() }
         let client = MilvusClient(target: options.milvus)
         let round = AuditRound(
             source: source ?? ReplicaReader(milvus: options.milvus, etcd: options.etcd), policy: options.policy,
@@ -53,7 +53,7 @@ extension Application {
         var records: [AuditRecord] = []
         var coverage: [AuditCoverage] = []
         let wanted = Set(options.collections)
-        for collection in try store.summary().collections where collection.state == "live" {
+        for collection in try await store.perform({ try $0.summary().collections }) where collection.state == "live" {
             if !wanted.isEmpty && !wanted.contains(collection.name) && !wanted.contains(String(collection.id)) {
                 continue
             }
@@ -79,18 +79,25 @@ extension Application {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): no time tick applied yet")
                 continue
             }
-            var expected = ExpectedCollection(
-                collectionID: collection.id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                vchannels: schema.virtualChannels, timestamp: t, rows: try store.liveRows(collectionID: collection.id),
-                tombstones: try store.tombstones(collectionID: collection.id),
-                buckets: try store.buckets(collectionID: collection.id).hashes.count,
-                firstSeen: try store.openFindingsFirstSeen(collectionID: collection.id))
-            expected.lastLeaders = try store.replicaTopology(collectionID: collection.id)
+            let id = collection.id
+            var expected = try await store.perform { store in
+                var expected = ExpectedCollection(
+                    collectionID: id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
+                    vchannels: schema.virtualChannels, timestamp: t, rows: try store.liveRows(collectionID: id),
+                    tombstones: try store.tombstones(collectionID: id),
+                    buckets: try store.buckets(collectionID: id).hashes.count,
+                    firstSeen: try store.openFindingsFirstSeen(collectionID: id))
+                expected.lastLeaders = try store.replicaTopology(collectionID: id)
+                expected.sampleSlice = (try store.lastSampleSlice(collectionID: id)).map { $0 + 1 } ?? 0
+                return expected
+            }
             expected.schema = schema
-            expected.sampleSlice = (try store.lastSampleSlice(collectionID: collection.id)).map { $0 + 1 } ?? 0
             let result = try await round.audit(expected)
-            try store.recordTopology(
-                collectionID: collection.id, leaders: result.leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            let leaders = result.leaders
+            try await store.perform {
+                try $0.recordTopology(
+                    collectionID: id, leaders: leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+            }
             for (replica, leaders) in result.leaders {
                 let before = Set((expected.lastLeaders[replica] ?? [:]).values)
                 if !before.isEmpty && before != Set(leaders.values) {
@@ -120,9 +127,11 @@ extension Application {
             }
             records += result.records
         }
-        try store.recordAudit(
-            collections: audited, findings: records, coverage: coverage,
-            nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        try await store.perform { [audited, records, coverage] in
+            try $0.recordAudit(
+                collections: audited, findings: records, coverage: coverage,
+                nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        }
         return summary
     }
 }

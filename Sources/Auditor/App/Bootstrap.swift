@@ -36,7 +36,7 @@ extension Application {
             progress?("bootstrap \(schema.name): \(rows.count) rows read (shard \(shard.vchannel))")
         }
         let store = try ShadowStore.open(directory: stateDirectory, create: true)
-        try store.bootstrap(schema: schema, rows: rows, timestamp: timestamp)
+        try await store.perform { [rows] in try $0.bootstrap(schema: schema, rows: rows, timestamp: timestamp) }
         return BootstrapResult(
             collectionID: id, name: schema.name, timestamp: timestamp, replicaID: replica.id, rows: rows.count)
     }

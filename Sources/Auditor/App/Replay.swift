@@ -7,12 +7,13 @@ extension Application {
     /// differ (empty: the shadow is what a fresh replay to the same positions builds).
     public func replayDifferences(stateDirectory: String) async throws -> [String] {
         let store = try ShadowStore.open(directory: stateDirectory, create: false)
-        let checkpoints = try store.checkpoints()
+        let checkpoints = try await store.perform { try $0.checkpoints() }
         if let replaced = checkpoints.values.first(where: { $0.epoch > 0 }) {
             throw ShadowError(
                 message: "cannot replay: the log of \(replaced.pchannel) was replaced since (epoch \(replaced.epoch))")
         }
-        if let seeded = try store.summary().collections.first(where: { $0.history == "bootstrapped" }) {
+        let collections = try await store.perform { try $0.summary().collections }
+        if let seeded = collections.first(where: { $0.history == "bootstrapped" }) {
             throw ShadowError(message: "cannot replay: collection \(seeded.name) was bootstrapped from Milvus")
         }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -30,6 +31,6 @@ extension Application {
             idle = try await ingester.step() == 0 ? idle + 1 : 0
             if idle > 150 { throw ShadowError(message: "cannot replay: the log ends before the shadow's positions") }
         }
-        return try store.differences(from: fresh)
+        return try await store.perform { try $0.differences(from: fresh) }
     }
 }

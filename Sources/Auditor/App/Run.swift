@@ -54,7 +54,7 @@ extension Application {
             log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger,
             schemaSource: schemaSource)
         try await ingester.start()
-        try store.recordKafkaOutage(sinceMs: nil)
+        try await store.perform { try $0.recordKafkaOutage(sinceMs: nil) }
         var lastDiscovery = ContinuousClock.now
         var lastProgress = ContinuousClock.now
         var lastPurge = ContinuousClock.now - .seconds(3600)
@@ -69,7 +69,7 @@ extension Application {
                     try await ingester.start()  // picks up pchannels created since
                     try await ingester.checkWatermarks()  // a wiped or truncated log, even if the broker is silent
                     if let since = unreachableSince {
-                        try store.recordKafkaOutage(sinceMs: nil)
+                        try await store.perform { try $0.recordKafkaOutage(sinceMs: nil) }
                         configuration.logger.error(
                             "kafka reachable again",
                             metadata: ["kafka.outage_seconds": "\((now - since).secondsValue)"])
@@ -79,7 +79,8 @@ extension Application {
                     // The broker is down or frozen: report it, keep what is committed, try again.
                     if unreachableSince == nil {
                         unreachableSince = now
-                        try store.recordKafkaOutage(sinceMs: Int64(Date().timeIntervalSince1970 * 1000))
+                        let sinceMs = Int64(Date().timeIntervalSince1970 * 1000)
+                        try await store.perform { try $0.recordKafkaOutage(sinceMs: sinceMs) }
                     }
                     configuration.logger.error(
                         "kafka unreachable",
@@ -95,7 +96,7 @@ extension Application {
             }
             if now - lastPurge > .seconds(600) {
                 let nowTs = HybridTimestamp.compose(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
-                let purged = try store.purgeTombstones(nowTs: nowTs)
+                let purged = try await store.perform { try $0.purgeTombstones(nowTs: nowTs) }
                 if purged > 0 {
                     configuration.logger.info("purged tombstones", metadata: ["shadow.purged": "\(purged)"])
                 }

@@ -68,7 +68,7 @@ public final class ShadowIngester {
     /// Discovers pchannels, checks every stored position against the broker's log and starts reading.
     public func start() async throws {
         try await flush()
-        let stored = try store.checkpoints()
+        let stored = try await store.perform(on: committer) { try $0.checkpoints() }
         let new = try await log.pchannelTopics(prefix: topicPrefix).filter { channels[$0] == nil }
         let marks = try await log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
         for topic in new {

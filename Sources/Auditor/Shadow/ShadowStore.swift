@@ -16,6 +16,8 @@ public final class ShadowStore: Sendable {
     /// In-memory copies of bucket tables and interned ids; touched only inside write transactions
     /// (serialized by GRDB) and dropped whenever a transaction fails.
     private let cache = Mutex(WriteCache())
+    /// Where `perform` runs database work for async callers (GRDB serializes writes and lets reads overlap).
+    private let io = DispatchQueue(label: "auditd.shadow.io", attributes: .concurrent)
 
     struct WriteCache {
         var buckets: [Int64: BucketTable] = [:]
@@ -178,14 +180,17 @@ public final class ShadowStore: Sendable {
 
     /// `commit(_:)` on `queue` instead of the caller's (cooperative) thread: SQLite blocks on disk syncs.
     public func commit(_ batches: [ShadowBatch], on queue: DispatchQueue) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            queue.async {
-                do {
-                    try self.commit(batches)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+        try await perform(on: queue) { try $0.commit(batches) }
+    }
+
+    /// Runs `body` with this store on `queue` (default: the store's own I/O queue), never on Swift's
+    /// cooperative pool: every SQLite call may block on the disk or on another process's lock.
+    public func perform<T: Sendable>(
+        on queue: DispatchQueue? = nil, _ body: @escaping @Sendable (ShadowStore) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            (queue ?? io).async {
+                continuation.resume(with: Result { try body(self) })
             }
         }
     }
