@@ -59,8 +59,8 @@ def main():
                                   "--collection", name, "--state", state], capture_output=True, text=True)
             report = json.loads(out.stdout)
             assert out.returncode == 0, out.stderr[-1000:]
-            cid = next(c["id"] for c in report["collections"] if c["name"] == name)
-            cov = next(c for c in report["coverage"] if c["collection"] == cid)
+            ids = {c["id"] for c in report["collections"] if c["name"] == name}  # a dropped namesake may be listed
+            cov = next(c for c in report["coverage"] if c["collection"] in ids)
             rate = cov["rows"] / cov["seconds"]
             print("| %s | %d | %s | %d | %d | %.2f | %.0f |" % (
                 name, cov["rows"] // max(cov["replicas"], 1), mode, cov["replicas"], cov["rows"], cov["seconds"], rate))

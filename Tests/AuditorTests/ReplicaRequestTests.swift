@@ -118,6 +118,22 @@ struct PacerTests {
         #expect(pacer.record(.milliseconds(200)) == nil)
         #expect(pacer.pageSize == 625)  // within budget: unchanged
         for _ in 0..<10 { _ = pacer.record(.milliseconds(10)) }
-        #expect(pacer.pageSize == 40_000)  // fast answers: up to 4× the configured size
+        #expect(pacer.pageSize == ReplicaRequest.maxPage)  // fast answers: grow, but never past what a request may ask
+        var small = Pacer(pageSize: 500)
+        for _ in 0..<10 { _ = small.record(.milliseconds(10)) }
+        #expect(small.pageSize == 2_000)  // up to 4× the configured size
+    }
+
+    @Test func everyPageThePacerChoosesIsARequestTheBuilderAccepts() throws {
+        // a 200k-row shard answered fast once grew pages to 20,000 and the builder refused them (badLimit)
+        for configured in [1, 500, 10_000, 16_384, 50_000] {
+            var pacer = Pacer(pageSize: configured)
+            for latency in [10, 10, 10, 10, 900, 10, 10, 10, 2_000, 10, 10, 10, 10, 10] {
+                _ = pacer.record(.milliseconds(latency))
+                _ = try ReplicaRequest(
+                    collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "v", leaderID: 1, timestamp: 1,
+                    mode: .rows(after: nil, limit: pacer.pageSize))
+            }
+        }
     }
 }

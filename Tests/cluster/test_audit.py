@@ -112,3 +112,37 @@ def test_continuous_audit_runs_rounds_until_sigterm(tmp_path):
     log.close()
     assert len(sweeps) >= 3, open(tmp_path / "audit.log").read()[-2000:]
     assert open(tmp_path / "audit.log").read().count("0 confirmed") >= 3
+
+
+def test_a_shard_larger_than_any_page_is_read_whole_in_pk_and_full_mode(tmp_path):
+    """60,000 rows in one shard: reads take many pages, whose size the pacer adapts to Milvus's latency. Every
+    row is compared in pk mode and in full mode (a page the request builder refused — 20,000 pks once Milvus
+    answered fast — made every audit of such a shard exit 2)."""
+    import numpy as np
+    from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+    connections.connect(uri="http://127.0.0.1:19530")
+    name = "it_big_%08x" % random.getrandbits(32)
+    schema = CollectionSchema([FieldSchema("detection_id", DataType.VARCHAR, is_primary=True, max_length=64),
+                               FieldSchema("embedding", DataType.FLOAT_VECTOR, dim=8)])
+    c = Collection(name, schema, shards_num=1)
+    try:
+        c.create_index("embedding", {"index_type": "FLAT", "metric_type": "L2", "params": {}})
+        c.load(replica_number=2)
+        rng = np.random.default_rng(3)
+        rows = 60000
+        for start in range(0, rows, 10000):
+            c.insert([["cam%02d-f%08d" % (i % 16, i) for i in range(start, start + 10000)],
+                      rng.standard_normal((10000, 8), dtype=np.float32)])
+        time.sleep(1)
+        state = tmp_path / "state"
+        for mode in ("pk", "full"):
+            done = subprocess.run([AUDITD, "audit", "--once", "--mode", mode, "--settle", "1", "--json",
+                                   "--collection", name, "--state", str(state)],
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-2000:]
+            report = json.loads(done.stdout)
+            assert report["findings"] == [], report["findings"]
+            coverage = [x for x in report["coverage"] if x["collection"] == c.describe()["collection_id"]]
+            assert coverage and coverage[0]["mode"] == mode and coverage[0]["rows"] == 2 * rows, coverage
+    finally:
+        utility.drop_collection(name)

@@ -131,21 +131,35 @@ public final class ReplicaReader: Sendable {
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
         pageSize: Int = 10_000, timeout: Duration = .seconds(10)
     ) async throws -> [ReplicaRow] {
-        var rows: [ReplicaRow] = []
-        var after: PrimaryKey?
-        var pacer = Pacer(pageSize: pageSize)
-        while true {
-            let limit = pacer.pageSize
-            let request = try ReplicaRequest(
+        try await pages(from: shard, after: nil, maxRows: nil, pageSize: pageSize, timeout: timeout) { after, limit in
+            try ReplicaRequest(
                 collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
                 leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: limit))
+        } rows: { _, pks, timestamps in
+            zip(pks, timestamps).map { ReplicaRow(pk: $0, ts: $1) }
+        }
+    }
+
+    /// Reads pk-ordered pages from one shard leader, starting after `start`, until a short page or
+    /// `maxRows` rows; each page's size is kept near the latency budget by a `Pacer`. `request` builds the
+    /// page's request (after which pk, how many rows); `rows` turns its results (with their pks and insert
+    /// timestamps) into rows.
+    func pages<Row>(
+        from shard: ReplicaInfo.Shard, after start: PrimaryKey?, maxRows: Int?, pageSize: Int, timeout: Duration,
+        request: (_ after: PrimaryKey?, _ limit: Int) throws -> ReplicaRequest,
+        rows decode: (Milvus_Proto_Query_RetrieveResults, [PrimaryKey], [UInt64]) throws -> [Row]
+    ) async throws -> [Row] {
+        var rows: [Row] = []
+        var after = start
+        var pacer = Pacer(pageSize: pageSize)
+        while true {
+            let limit = min(pacer.pageSize, maxRows.map { $0 - rows.count } ?? Int.max)
+            if limit <= 0 { return rows }
             let started = ContinuousClock.now
-            let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
+            let results = try await send(try request(after, limit), to: shard.leaderAddress, timeout: timeout)
             let (pks, timestamps) = Self.keysAndTimestamps(results)
-            for (index, pk) in pks.enumerated() {
-                rows.append(
-                    ReplicaRow(pk: pk, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0))
-            }
+            let insertTs = pks.indices.map { $0 < timestamps.count ? UInt64(bitPattern: timestamps[$0]) : 0 }
+            rows += try decode(results, pks, insertTs)
             guard pks.count >= limit, let last = pks.last else { return rows }
             after = last
             if let pause = pacer.record(ContinuousClock.now - started) { try await Task.sleep(for: pause) }
@@ -170,49 +184,38 @@ extension ReplicaReader {
         guard let pk = schema.primaryKey else {
             throw GRPCError(method: "fullRows", target: shard.leaderAddress, status: nil, message: "schema has no pk")
         }
-        var rows: [HashedRow] = []
-        var after = start
         var builder = RowHashBuilder(capacity: 16 * 1024)
-        var pacer = Pacer(pageSize: pageSize)
-        while true {
-            let limit = min(pacer.pageSize, maxRows.map { $0 - rows.count } ?? Int.max)
-            if limit <= 0 { return rows }
-            let request = try ReplicaRequest(
+        return try await pages(from: shard, after: start, maxRows: maxRows, pageSize: pageSize, timeout: timeout) {
+            after, limit in
+            try ReplicaRequest(
                 collectionID: schema.collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
                 mode: .fullRows(after: after, limit: limit, fieldIDs: schema.userFields.map(\.id)))
-            let started = ContinuousClock.now
-            let results = try await send(request, to: shard.leaderAddress, timeout: timeout)
-            let (pks, timestamps) = Self.keysAndTimestamps(results)
+        } rows: { results, pks, timestamps in
             let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
                 .map { try Column($0, rows: pks.count, schema: schema) }
                 .sorted { $0.fieldID < $1.fieldID }
-            for (index, pkValue) in pks.enumerated() {
+            return try zip(pks, timestamps).enumerated().map { index, row in
                 builder.reset()
                 for column in columns { try column.append(row: index, to: &builder) }
-                rows.append(
-                    HashedRow(
-                        pk: pkValue, ts: index < timestamps.count ? UInt64(bitPattern: timestamps[index]) : 0,
-                        rowHash: builder.hash))
+                return HashedRow(pk: row.0, ts: row.1, rowHash: builder.hash)
             }
-            guard pks.count >= limit, let last = pks.last else { return rows }
-            after = last
-            if let pause = pacer.record(ContinuousClock.now - started) { try await Task.sleep(for: pause) }
         }
     }
 }
 
 /// Keeps each page request of a replica read near a latency budget: pages shrink when Milvus answers
 /// slowly (and the reader pauses as long as the overrun, so a loaded node gets air), and grow back when it
-/// answers fast. Bounds: 1/16 to 4× the configured page size.
+/// answers fast. Bounds: 1/16 to 4× the configured page size, and never more than a request may ask for
+/// (`ReplicaRequest.maxPage`: a larger page is refused before it is sent).
 struct Pacer {
     static let budget: Duration = .milliseconds(500)
     let configured: Int
     private(set) var pageSize: Int
 
     init(pageSize: Int) {
-        configured = pageSize
-        self.pageSize = pageSize
+        configured = min(pageSize, ReplicaRequest.maxPage)
+        self.pageSize = configured
     }
 
     /// Records one request's latency; returns how long to pause before the next one (nil: no pause).
@@ -221,7 +224,7 @@ struct Pacer {
             pageSize = max(max(1, configured / 16), pageSize / 2)
             return latency - Self.budget
         }
-        if latency < Self.budget / 4 { pageSize = min(configured * 4, pageSize * 2) }
+        if latency < Self.budget / 4 { pageSize = min(configured * 4, ReplicaRequest.maxPage, pageSize * 2) }
         return nil
     }
 }

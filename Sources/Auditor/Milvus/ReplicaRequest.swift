@@ -37,6 +37,9 @@ public struct ReplicaRequest: Sendable, Equatable {
         case noVchannel
     }
 
+    /// The most rows one page may ask for (Milvus's own result window, `proxy.maxResultWindow`).
+    public static let maxPage = 16384
+
     public init(
         collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, vchannel: String, leaderID: Int64, timestamp: UInt64,
         mode: Mode
@@ -44,7 +47,7 @@ public struct ReplicaRequest: Sendable, Equatable {
         guard timestamp != 0 else { throw .zeroTimestamp }
         guard !vchannel.isEmpty else { throw .noVchannel }
         if let (after, limit) = mode.page {
-            guard limit > 0, limit <= 16384 else { throw .badLimit(limit) }
+            guard limit > 0, limit <= Self.maxPage else { throw .badLimit(limit) }
             switch after {
             case .int?: if !pkIsInt { throw .pkTypeMismatch }
             case .string?: if pkIsInt { throw .pkTypeMismatch }
