@@ -235,6 +235,22 @@ struct AuditRoundTests {
         #expect(states(result) == ["catchup_unfinished/2/resolved"])
     }
 
+    @Test func aReplicaRestartedBetweenTheReadsIsNotReReadWhileItReloads() async throws {
+        // Replica 2 counts complete early in the watch (ended), is serving when judged (probe 1), then reloads
+        // (TargetVersion 0) at the confirmation: answers now may be partial, so no re-read and no confirmation.
+        let slow = FakeReplicaSource.Script(
+            view: { n in n < 2 ? Self.view(target: 0, sealed: []) : Self.view() },
+            rows: { n in n < 1 ? Array(Self.all.prefix(5)) : Self.all })
+        let flapping = FakeReplicaSource.Script(
+            view: { n in n == 1 ? Self.view() : Self.view(target: 0, sealed: []) },
+            rows: { _ in Array(Self.all.dropFirst(3)) }, count: { 10 })
+        let result = try await round(FakeReplicaSource([1: slow, 2: flapping])).audit(expected())
+        let missing = try #require(result.records.first { $0.finding.kind == .missing })
+        #expect(missing.state == .suspected)
+        #expect(
+            missing.finding.evidence.contains("not re-read: ") && missing.finding.evidence.contains("TargetVersion 0"))
+    }
+
     @Test func aHandoffAfterAFlushIsNoCatchUp() async throws {
         // Right after a flush one leader lists the new sealed segment, the other not yet, while both serve every
         // row: the audit waits for the handoff and reports nothing.

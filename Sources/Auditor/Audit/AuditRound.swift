@@ -404,7 +404,10 @@ public struct AuditRound: Sendable {
         var notReread: [Int64: String] = [:]
         for (replica, _) in served {
             let health = again.health[replica.id] ?? .unreachable(again.error ?? "not listed")
-            guard health.isServing || health.isRecovering && watches[replica.id]?.endMs != nil,
+            // Serving, or still without a target exactly as when it was judged caught up by its count; one that
+            // was serving and is recovering now (restarted in between) may answer partially: not re-read.
+            let judgedRecovering = topology.health[replica.id]?.isRecovering == true
+            guard health.isServing || health.isRecovering && judgedRecovering && watches[replica.id]?.endMs != nil,
                 let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica
             else {
                 notReread[replica.id] = health.reason
