@@ -286,6 +286,7 @@ public struct AuditRound: Sendable {
         }
         await note(topology)
         let watchStart = nowMs()
+        var watched = Duration.zero  // probe + recovery watch, set when the watch ends
         while true {
             let recovering = topology.probes.contains {
                 let id = $0.replica.id
@@ -316,6 +317,9 @@ public struct AuditRound: Sendable {
         }
 
         // Read every replica at T.
+        watched = ContinuousClock.now - started
+        var readTime = Duration.zero
+        var compareTime = Duration.zero
         var served: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
         var pending: [ReplicaFinding] = []
         for probe in topology.probes {
@@ -341,7 +345,9 @@ public struct AuditRound: Sendable {
             result.leaders[replica.id] = Self.leaders(replica)
             let rows: [ReplicaRow]
             do {
+                let reading = ContinuousClock.now
                 rows = try await read(replica, expected)
+                readTime += ContinuousClock.now - reading
             } catch {
                 let lagging = (error as? GRPCError)?.isDeadlineExceeded == true
                 let why = lagging ? "lagging: has not reached T within \(policy.readTimeout)" : "\(error)"
@@ -385,9 +391,20 @@ public struct AuditRound: Sendable {
                             watch: watch, missing: []), .resolved))
             }
             served.append((replica, rows))
+            let comparing = ContinuousClock.now
             pending += await findings(expected, cut, replica: replica, rows: rows)
+            compareTime += ContinuousClock.now - comparing
         }
         if let divergence = Self.divergence(expected, served) { pending.append(divergence) }
+        logger.info(
+            "audit sweep",
+            metadata: [
+                "milvus.collection": "\(expected.name)", "audit.rows": "\(served.reduce(0) { $0 + $1.rows.count })",
+                "audit.seconds.probe_and_watch": "\(watched.secondsValue)",
+                "audit.seconds.read": "\(readTime.secondsValue)",
+                "audit.seconds.compare": "\(compareTime.secondsValue)",
+                "audit.seconds.total": "\((ContinuousClock.now - started).secondsValue)",
+            ])
         result.coverage = AuditCoverage(
             collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp,
             mode: policy.mode.rawValue,
