@@ -239,6 +239,22 @@ struct ShadowTests {
         #expect(try store.buckets(collectionID: 4455) == store.recomputedBuckets(collectionID: 4455))
     }
 
+    @Test func theStoredHighWatermarkIsNeverBelowWhatWasConsumed() async throws {
+        // the watermark is fetched now and then; records read since lie beyond it ("offset 96 of 95")
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10)
+        w.tick(20)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        var checkpoint = try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"])
+        checkpoint.nextOffset = 96
+        checkpoint.highWatermark = 95
+        try store.commit(ShadowBatch(pchannel: checkpoint.pchannel, messages: [], checkpoint: checkpoint))
+        let stored = try #require(try store.summary().pchannels.first { $0.pchannel == checkpoint.pchannel })
+        #expect(stored.highWatermark == 96 && stored.nextOffset == 96)
+    }
+
     @Test func brokerLogRegressionIsAFindingNotNewData() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

@@ -233,8 +233,10 @@ public final class ShadowStore: Sendable {
                 """
         ).execute(
             arguments: [
-                c.pchannel, c.resumeOffset, c.nextOffset, Int64(bitPattern: c.tickTs), c.tickOffset, c.highWatermark,
-                c.lastMessageMs, c.epoch, encodeOffsets(c.applied.filter { $0 >= c.resumeOffset }),
+                // a consumed offset proves the log reached it: the watermark fetched before it may be older
+                c.pchannel, c.resumeOffset, c.nextOffset, Int64(bitPattern: c.tickTs), c.tickOffset,
+                max(c.highWatermark, c.nextOffset), c.lastMessageMs, c.epoch,
+                encodeOffsets(c.applied.filter { $0 >= c.resumeOffset }),
             ])
     }
 
