@@ -222,15 +222,20 @@ struct ShadowTests {
         }
     }
 
-    @Test func reappliedRecordsAreNoOps() async throws {
+    /// Two rows and a time tick ingested into a new store; the log, the store and pchannel 0's checkpoint.
+    func twoRowsIngested() async throws -> (InMemoryKafkaLog, ShadowStore, ChannelCheckpoint) {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)
         w.insert([1, 2], ts: 10)
         w.tick(20)
         let store = try ShadowStore.inMemory()
         try await ingest(log, into: store)
+        return (log, store, try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"]))
+    }
+
+    @Test func reappliedRecordsAreNoOps() async throws {
+        var (log, store, checkpoint) = try await twoRowsIngested()
         // Re-deliver: rewind the stored checkpoint as if the commit of the offsets had been lost.
-        var checkpoint = try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"])
         checkpoint.resumeOffset = 0
         checkpoint.applied = []
         try store.commit(ShadowBatch(pchannel: checkpoint.pchannel, messages: [], checkpoint: checkpoint))
@@ -241,13 +246,7 @@ struct ShadowTests {
 
     @Test func theStoredHighWatermarkIsNeverBelowWhatWasConsumed() async throws {
         // the watermark is fetched now and then; records read since lie beyond it ("offset 96 of 95")
-        let log = InMemoryKafkaLog()
-        let w = LogWriter(log: log)
-        w.insert([1, 2], ts: 10)
-        w.tick(20)
-        let store = try ShadowStore.inMemory()
-        try await ingest(log, into: store)
-        var checkpoint = try #require(try store.checkpoints()["by-dev-rootcoord-dml_0"])
+        var (_, store, checkpoint) = try await twoRowsIngested()
         checkpoint.nextOffset = 96
         checkpoint.highWatermark = 95
         try store.commit(ShadowBatch(pchannel: checkpoint.pchannel, messages: [], checkpoint: checkpoint))
