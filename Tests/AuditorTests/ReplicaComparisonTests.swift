@@ -60,20 +60,13 @@ struct BucketFirstTests {
         let shadow = (1...1000).map { ShadowStore.LiveRow(pk: .int($0), ts: 10, rowHash: 0) }
         let served = shadow.map { ReplicaRow(pk: $0.pk, ts: $0.ts) }
         func bucket(_ pk: PrimaryKey) -> Int { ShadowHashing.bucket(pkBytes: ShadowHashing.pkBytes(pk), buckets: 64) }
-        #expect(
-            ReplicaComparison.mismatchedBuckets(
-                shadowRows: shadow, timestamp: 100, replicaRows: served, buckets: 64, bucketOf: bucket
-            ).isEmpty)
+        #expect(ShadowCut(rows: shadow, timestamp: 100, buckets: 64).mismatchedBuckets(served).isEmpty)
         var changed = served.filter { $0.pk != .int(7) }  // missing
         changed[100].ts = 5  // stale
-        let bad = ReplicaComparison.mismatchedBuckets(
-            shadowRows: shadow, timestamp: 100, replicaRows: changed, buckets: 64, bucketOf: bucket)
+        let bad = ShadowCut(rows: shadow, timestamp: 100, buckets: 64).mismatchedBuckets(changed)
         #expect(bad == [bucket(.int(7)), bucket(changed[100].pk)])
         // rows after T are not expected yet
         let later = shadow + [ShadowStore.LiveRow(pk: .int(5000), ts: 200, rowHash: 0)]
-        #expect(
-            ReplicaComparison.mismatchedBuckets(
-                shadowRows: later, timestamp: 100, replicaRows: served, buckets: 64, bucketOf: bucket
-            ).isEmpty)
+        #expect(ShadowCut(rows: later, timestamp: 100, buckets: 64).mismatchedBuckets(served).isEmpty)
     }
 }

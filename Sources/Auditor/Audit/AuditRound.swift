@@ -286,7 +286,6 @@ public struct AuditRound: Sendable {
         }
         await note(topology)
         let watchStart = nowMs()
-        var watched = Duration.zero  // probe + recovery watch, set when the watch ends
         while true {
             let recovering = topology.probes.contains {
                 let id = $0.replica.id
@@ -317,7 +316,7 @@ public struct AuditRound: Sendable {
         }
 
         // Read every replica at T.
-        watched = ContinuousClock.now - started
+        let watched = ContinuousClock.now - started  // probe + recovery watch
         var readTime = Duration.zero
         var compareTime = Duration.zero
         var served: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
@@ -376,19 +375,21 @@ public struct AuditRound: Sendable {
                 result.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
                 continue
             }
-            if let watch = watches[replica.id], watch.endMs != nil, !watch.caughtUpFromBehind {
-                logger.info(
-                    "replica lacked a sealed segment for a moment while serving every row (handoff)",
-                    metadata: [
-                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(replica.id)",
-                        "audit.reason": "\(watch.lastReason)",
-                    ])
-            } else if let watch = watches[replica.id], watch.endMs != nil {
-                result.records.append(
-                    AuditRecord(
-                        catchup(
-                            expected, replicaID: replica.id, nodeIDs: replica.nodeIDs, leaders: Self.leaders(replica),
-                            watch: watch, missing: []), .resolved))
+            if let watch = watches[replica.id], watch.endMs != nil {
+                if watch.caughtUpFromBehind {
+                    result.records.append(
+                        AuditRecord(
+                            catchup(
+                                expected, replicaID: replica.id, nodeIDs: replica.nodeIDs,
+                                leaders: Self.leaders(replica), watch: watch, missing: []), .resolved))
+                } else {
+                    logger.info(
+                        "replica lacked a sealed segment for a moment while serving every row (handoff)",
+                        metadata: [
+                            "milvus.collection": "\(expected.name)", "milvus.replica": "\(replica.id)",
+                            "audit.reason": "\(watch.lastReason)",
+                        ])
+                }
             }
             served.append((replica, rows))
             let comparing = ContinuousClock.now
@@ -421,10 +422,11 @@ public struct AuditRound: Sendable {
         var notReread: [Int64: String] = [:]
         for (replica, _) in served {
             let health = again.health[replica.id] ?? .unreachable(again.error ?? "not listed")
-            // Serving, or still without a target exactly as when it was judged caught up by its count; one that
-            // was serving and is recovering now (restarted in between) may answer partially: not re-read.
+            // Serving, or still recovering as when it was judged (a recovering replica is judged only once its
+            // exact count says it caught up); one that was serving and is recovering now (restarted in
+            // between) may answer partially: not re-read.
             let judgedRecovering = topology.health[replica.id]?.isRecovering == true
-            guard health.isServing || health.isRecovering && judgedRecovering && watches[replica.id]?.endMs != nil,
+            guard health.isServing || health.isRecovering && judgedRecovering,
                 let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica
             else {
                 notReread[replica.id] = health.reason

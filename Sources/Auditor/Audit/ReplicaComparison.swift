@@ -134,19 +134,8 @@ public enum ReplicaComparison {
     }
 
     /// Bucket-first comparison: the segment-hash buckets (ShadowHashing.bucket) whose digest of
-    /// (pk, newest ts) differs between the shadow as of T and the replica's rows. Only their rows need a
-    /// row-level comparison; a clean replica costs one hash per row and no per-pk bookkeeping.
-    public static func mismatchedBuckets(
-        shadowRows: [ShadowStore.LiveRow], timestamp: UInt64, replicaRows: [ReplicaRow], buckets: Int,
-        bucketOf: (PrimaryKey) -> Int
-    ) -> Set<Int> {
-        let shadow = digests(
-            newest(shadowRows.lazy.filter { $0.ts <= timestamp }.map { ($0.pk, $0.ts) }), buckets: buckets,
-            bucketOf: bucketOf)
-        return mismatchedBuckets(shadowDigests: shadow, replicaRows: replicaRows, bucketOf: bucketOf)
-    }
-
-    /// The same against bucket digests of the shadow computed once (`ShadowCut`) for every replica.
+    /// (pk, newest ts) differs between the shadow as of T (its digests, computed once by `ShadowCut`) and the
+    /// replica's rows. Only their rows need a row-level comparison; a clean replica costs one hash per row.
     static func mismatchedBuckets(shadowDigests: [UInt64], replicaRows: [ReplicaRow], bucketOf: (PrimaryKey) -> Int)
         -> Set<Int>
     {
