@@ -1,12 +1,22 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The targets follow the data path; each imports only the ones before it (docs/architecture.md):
+//   AuditorCore → AuditorKafka → MilvusProto, AuditorTransport → AuditorMilvus → AuditorShadow → AuditorAudit
+//   → AuditorReport → Auditor (the application) → auditd (the CLI).
+// Only AuditorKafka imports CRdKafka, only AuditorTransport imports CCurl, only AuditorCore imports CXXHash.
+// AuditorTesting holds every in-memory double (for tests, benchmarks and embedders); nothing in the
+// production path depends on it.
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let protobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
+
 let package = Package(
     name: "auditd",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "auditd", targets: ["auditd"]),
         .library(name: "Auditor", targets: ["Auditor"]),
+        .library(name: "AuditorTesting", targets: ["AuditorTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -15,56 +25,67 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CRdKafka",
-            pkgConfig: "rdkafka",
-            providers: [.apt(["librdkafka-dev"])]
-        ),
-        .systemLibrary(
-            name: "CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
-        .systemLibrary(
-            name: "CXXHash",
-            pkgConfig: "libxxhash",
-            providers: [.apt(["libxxhash-dev"])]
-        ),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .target(name: "AuditorCore", dependencies: ["CXXHash"], path: "Sources/Auditor/Core"),
+        .target(name: "AuditorKafka", dependencies: ["AuditorCore", "CRdKafka", logging], path: "Sources/Auditor/Kafka"),
+        .target(
+            name: "MilvusProto", dependencies: [protobuf], path: "Sources/Auditor/MilvusProto",
+            exclude: ["common.proto", "schema.proto", "msg.proto", "milvus.proto", "plan.proto", "query.proto"]),
+        .target(
+            name: "AuditorTransport", dependencies: ["AuditorCore", "CCurl", protobuf],
+            path: "Sources/Auditor/Transport"),
+        .target(
+            name: "AuditorMilvus",
+            dependencies: ["AuditorCore", "AuditorKafka", "AuditorTransport", "MilvusProto", protobuf, logging],
+            path: "Sources/Auditor/Milvus"),
+        .target(
+            name: "AuditorShadow",
+            dependencies: [
+                "AuditorCore", "AuditorKafka", "AuditorMilvus", logging, .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Sources/Auditor/Shadow"),
+        .target(
+            name: "AuditorAudit",
+            dependencies: ["AuditorCore", "AuditorTransport", "AuditorMilvus", "AuditorShadow", logging],
+            path: "Sources/Auditor/Audit"),
+        .target(
+            name: "AuditorReport", dependencies: ["AuditorCore", "AuditorMilvus", "AuditorShadow"],
+            path: "Sources/Auditor/Report"),
         .target(
             name: "Auditor",
             dependencies: [
-                "CRdKafka",
-                "CCurl",
-                "CXXHash",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "AuditorCore", "AuditorKafka", "AuditorTransport", "AuditorMilvus", "AuditorShadow", "AuditorAudit",
+                "AuditorReport", logging,
             ],
-            exclude: [
-                "Milvus/Proto/common.proto", "Milvus/Proto/schema.proto", "Milvus/Proto/msg.proto",
-                "Milvus/Proto/milvus.proto", "Milvus/Proto/plan.proto", "Milvus/Proto/query.proto",
-            ]
-        ),
+            path: "Sources/Auditor/App"),
+        .target(
+            name: "AuditorTesting",
+            dependencies: ["AuditorCore", "AuditorKafka", "AuditorMilvus", "MilvusProto", protobuf, logging],
+            path: "Sources/Auditor/Testing"),
         .executableTarget(
             name: "auditd",
-            dependencies: [
-                "Auditor",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["Auditor", .product(name: "ArgumentParser", package: "swift-argument-parser"), logging]
         ),
         .executableTarget(
             name: "auditd-bench",
-            dependencies: ["Auditor", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Auditor", "AuditorTesting", logging],
             path: "Benchmarks/auditd-bench"
         ),
         .testTarget(
             name: "AuditorTests",
-            dependencies: ["Auditor", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "Auditor", "AuditorAudit", "AuditorCore", "AuditorKafka", "AuditorMilvus", "AuditorReport", "AuditorShadow",
+                "AuditorTesting", "AuditorTransport", "MilvusProto", protobuf, logging,
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Auditor", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Auditor", "AuditorAudit", "AuditorCore", "AuditorKafka", "AuditorMilvus", "AuditorReport", "AuditorShadow",
+                "AuditorTesting", "AuditorTransport", "MilvusProto", logging,
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Auditor
+import AuditorTesting
 import Foundation
 import Logging
 

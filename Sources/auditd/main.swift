@@ -269,7 +269,10 @@ struct Report: AsyncParsableCommand {
                 return
             }
             let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory())
-            print(json ? ShadowReport.json(summary) : ShadowReport.text(summary))
+            print(
+                json
+                    ? ShadowReport.json(summary, nowMs: app.clock.nowMs())
+                    : ShadowReport.text(summary, nowMs: app.clock.nowMs()))
             let code = ShadowReport.exitCode(summary)
             if code != 0 { throw ExitCode(code) }
         }
@@ -344,9 +347,13 @@ func oneLineErrors(_ command: String, _ body: () async throws -> Void) async thr
         try await body()
     } catch let error as ShadowError {
         try fail(error.message)
+    } catch let error as ApplicationError {
+        try fail(error.message)
     } catch let error as KafkaError {
         try fail("\(error)")
-    } catch let error as GRPCError {
+    } catch let error as TransportError {
+        try fail("\(error)")
+    } catch let error as MilvusError {
         try fail("\(error)")
     }
 }
@@ -451,7 +458,10 @@ struct Audit: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
                 let report = try app.shadowSummary(stateDirectory: directory)
                 if once {
-                    print(json ? ShadowReport.json(report) : ShadowReport.text(report))
+                    print(
+                        json
+                            ? ShadowReport.json(report, nowMs: app.clock.nowMs())
+                            : ShadowReport.text(report, nowMs: app.clock.nowMs()))
                     code = max(summary.exitCode, ShadowReport.exitCode(report))
                     if summary.exitCode == 1 || ShadowReport.exitCode(report) == 1 { code = 1 }
                     break

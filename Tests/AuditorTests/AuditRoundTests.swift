@@ -4,87 +4,15 @@ import Synchronization
 import Testing
 
 @testable import Auditor
-
-/// A replica source answering from scripts: per replica, the leader view and the rows it serves, as
-/// functions of how many times it was asked.
-final class FakeReplicaSource: ReplicaSource {
-    struct Script: Sendable {
-        /// probe number → leader view (nil: no view yet); throwing = leader unreachable.
-        var view: @Sendable (Int) throws -> LeaderView?
-        /// data request number (counts and reads) → rows served at T; throwing = the read failed (e.g. deadline: lagging).
-        var rows: @Sendable (Int) throws -> [ReplicaRow]
-        /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
-        var count: (@Sendable () -> Int64)? = nil
-    }
-    let vchannel = "by-dev-rootcoord-dml_0_9v0"
-    let scripts: [Int64: Script]
-    private let calls = Mutex<[String: Int]>([:])
-
-    init(_ scripts: [Int64: Script]) { self.scripts = scripts }
-
-    private func next(_ key: String) -> Int {
-        calls.withLock {
-            $0[key, default: 0] += 1
-            return $0[key]! - 1
-        }
-    }
-
-    func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
-        scripts.keys.sorted().map { id in
-            ReplicaInfo(
-                id: id, collectionID: collectionID, nodeIDs: [id * 10],
-                shards: [
-                    .init(
-                        vchannel: vchannel, leaderID: id * 10, leaderAddress: "10.0.0.\(id):21123", nodeIDs: [id * 10])
-                ])
-        }
-    }
-
-    func leaderView(shard: ReplicaInfo.Shard, collectionID: Int64, timeout: Duration) async throws -> LeaderView? {
-        let id = shard.leaderID / 10
-        return try scripts[id]!.view(next("view\(id)"))
-    }
-
-    func count(
-        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
-        timeout: Duration
-    ) async throws -> Int64 {
-        let id = shard.leaderID / 10
-        if let count = scripts[id]!.count { return count() }
-        return Int64(try scripts[id]!.rows(next("data\(id)")).count)
-    }
-
-    func rows(
-        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
-        pageSize: Int, timeout: Duration
-    ) async throws -> [ReplicaRow] {
-        let id = shard.leaderID / 10
-        return try scripts[id]!.rows(next("data\(id)")).map { ReplicaRow(pk: $0.pk, ts: $0.ts) }  // pk mode: no hash
-    }
-
-    func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
-        maxRows: Int?, pageSize: Int, timeout: Duration
-    ) async throws -> [HashedRow] {
-        let id = shard.leaderID / 10
-        let rows = try scripts[id]!.rows(next("data\(id)")).sorted { $0.pk < $1.pk }
-            .filter { row in after.map { row.pk > $0 } ?? true }
-        return rows.prefix(maxRows ?? rows.count).map { HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0) }
-    }
-}
-
-/// Virtual time for the round: sleeping advances it, so limits and bounds do not depend on machine speed.
-final class ManualClock: Sendable {
-    private let ms: Mutex<Int64>
-    init(_ start: Int64) { ms = Mutex(start) }
-    var now: Int64 { ms.withLock { $0 } }
-    func sleep(_ duration: Duration) async {
-        ms.withLock {
-            $0 += duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
-        await Task.yield()
-    }
-}
+@testable import AuditorAudit
+@testable import AuditorCore
+@testable import AuditorKafka
+@testable import AuditorMilvus
+@testable import AuditorReport
+@testable import AuditorShadow
+@testable import AuditorTesting
+@testable import AuditorTransport
+@testable import MilvusProto
 
 @Suite("Audit round (fake replicas)")
 struct AuditRoundTests {
@@ -99,14 +27,13 @@ struct AuditRoundTests {
     static let healthy = FakeReplicaSource.Script(view: { _ in view() }, rows: { _ in all })
 
     func round(_ source: FakeReplicaSource, nowMs: Int64 = 1_000_000, policy: AuditPolicy? = nil) -> AuditRound {
-        let clock = ManualClock(nowMs)
-        return AuditRound(
+        AuditRound(
             source: source,
             policy: policy
                 ?? AuditPolicy(
                     settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
                     unreachableGrace: .milliseconds(100), catchupBound: .seconds(120), probeInterval: .milliseconds(5)),
-            logger: Logger(label: "test"), nowMs: { clock.now }, sleep: { await clock.sleep($0) })
+            logger: Logger(label: "test"), clock: ManualClock(nowMs))
     }
 
     func expected(firstSeen: [String: Int64] = [:], tombstones: [DeletedKey] = []) -> ExpectedCollection {
@@ -130,7 +57,9 @@ struct AuditRoundTests {
         // replica 2 has not reached T: its reads time out (the delegator waits for tsafe), nothing is lost
         let lagging = FakeReplicaSource.Script(
             view: { _ in Self.view() },
-            rows: { _ in throw GRPCError(method: "Query", target: "x", status: 4, message: "deadline exceeded") })
+            rows: { _ in
+                throw TransportError(.deadlineExceeded, method: "Query", target: "x", message: "deadline exceeded")
+            })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lagging])).audit(expected())
         #expect(states(result) == ["replica_unavailable/2/suspected"])
         #expect(!result.records.contains { $0.state == .confirmed })
@@ -180,7 +109,7 @@ struct AuditRoundTests {
     @Test func aRestartingReplicaUnreachableThenServingIsMeasuredAsCatchUp() async throws {
         let restarting = FakeReplicaSource.Script(
             view: { n in
-                if n < 2 { throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") }
+                if n < 2 { throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") }
                 return Self.view()
             },
             rows: { n in n < 1 ? Array(Self.all.prefix(2)) : Self.all })
@@ -195,8 +124,8 @@ struct AuditRoundTests {
         let noTarget = FakeReplicaSource.Script(
             view: { _ in Self.view(target: 0, sealed: []) }, rows: { _ in Self.all })
         let down = FakeReplicaSource.Script(
-            view: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") },
-            rows: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") })
+            view: { _ in throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") },
+            rows: { _ in throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") })
         let result = try await round(FakeReplicaSource([1: down, 2: noTarget])).audit(expected())
         #expect(states(result) == ["catchup_unfinished/2/resolved", "replica_unavailable/1/suspected"])
         #expect(result.coverage?.replicas == 1 && result.coverage?.rows == 10)
@@ -264,7 +193,7 @@ struct AuditRoundTests {
     @Test func aFindingTheReReadCouldNotCheckSaysWhy() async throws {
         let lossy = FakeReplicaSource.Script(
             view: { n in
-                if n > 0 { throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") }
+                if n > 0 { throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") }
                 return Self.view()
             }, rows: { _ in Array(Self.all.dropFirst(3)) })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy])).audit(expected())
@@ -318,7 +247,7 @@ struct AuditRoundTests {
         #expect(states(full) == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
         let extra = try #require(full.records.first { $0.finding.kind == .extra }?.finding)
         #expect(extra.pks == [.int(3)] && extra.evidence.contains("row hash"))
-        #expect(full.coverage?.mode == "full")
+        #expect(full.coverage?.mode == .full)
     }
 
     @Test func sampleModeChecksARotatingSliceInFull() async throws {
@@ -339,7 +268,7 @@ struct AuditRoundTests {
             let result = try await round(FakeReplicaSource([1: Self.healthy, 2: changed]), policy: policy)
                 .audit(expected)
             seen[slice] = states(result)
-            #expect(result.coverage?.slice == slice && result.coverage?.mode == "sample")
+            #expect(result.coverage?.slice == slice && result.coverage?.mode == .sample)
         }
         #expect(seen[0] == [] && seen[1] == [] && seen[3] == [])
         #expect(seen[2] == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
@@ -362,8 +291,8 @@ struct AuditRoundTests {
 
     @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {
         let down = FakeReplicaSource.Script(
-            view: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") },
-            rows: { _ in throw GRPCError(method: "x", target: "y", status: 14, message: "connection refused") })
+            view: { _ in throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") },
+            rows: { _ in throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: down])).audit(expected())
         #expect(states(result) == ["replica_unavailable/2/suspected"])
     }
@@ -379,11 +308,11 @@ struct FindingLifecycleTests {
         try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .suspected)], coverage: [], nowMs: 1000)
         try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .confirmed)], coverage: [], nowMs: 2000)
         var f = try #require(try store.summary().findings.first)
-        #expect(f.state == "confirmed" && f.firstSeenMs == 1000 && f.confirmedMs == 2000 && f.lastSeenMs == 2000)
+        #expect(f.state == .confirmed && f.firstSeenMs == 1000 && f.confirmedMs == 2000 && f.lastSeenMs == 2000)
         #expect(try store.openFindingsFirstSeen(collectionID: 9) == ["missing/2": 1000])
         try store.recordAudit(collections: [9], findings: [], coverage: [], nowMs: 3000)
         f = try #require(try store.summary().findings.first)
-        #expect(f.state == "resolved" && f.resolvedMs == 3000)
+        #expect(f.state == .resolved && f.resolvedMs == 3000)
         #expect(try store.summary().findings.count == 1)
         #expect(ShadowReport.exitCode(try store.summary()) == 0)
     }

@@ -2,6 +2,15 @@ import Foundation
 import SwiftProtobuf
 
 @testable import Auditor
+@testable import AuditorAudit
+@testable import AuditorCore
+@testable import AuditorKafka
+@testable import AuditorMilvus
+@testable import AuditorReport
+@testable import AuditorShadow
+@testable import AuditorTesting
+@testable import AuditorTransport
+@testable import MilvusProto
 
 /// Builds Milvus wire messages the way a 2.3 proxy does, for decoder tests.
 enum Fixtures {

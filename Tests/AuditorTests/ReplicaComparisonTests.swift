@@ -1,6 +1,15 @@
 import Testing
 
 @testable import Auditor
+@testable import AuditorAudit
+@testable import AuditorCore
+@testable import AuditorKafka
+@testable import AuditorMilvus
+@testable import AuditorReport
+@testable import AuditorShadow
+@testable import AuditorTesting
+@testable import AuditorTransport
+@testable import MilvusProto
 
 @Suite("Replica comparison")
 struct ReplicaComparisonTests {

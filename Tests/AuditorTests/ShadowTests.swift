@@ -4,6 +4,15 @@ import SwiftProtobuf
 import Testing
 
 @testable import Auditor
+@testable import AuditorAudit
+@testable import AuditorCore
+@testable import AuditorKafka
+@testable import AuditorMilvus
+@testable import AuditorReport
+@testable import AuditorShadow
+@testable import AuditorTesting
+@testable import AuditorTransport
+@testable import MilvusProto
 
 /// Writes Milvus-shaped messages into an in-memory log, the way proxies and rootcoord do.
 struct LogWriter {
@@ -266,7 +275,7 @@ struct ShadowTests {
         w.tick(40)
         try await ingest(log, into: store)
         let summary = try store.summary()
-        #expect(summary.findings.map(\.kind) == ["log_regression"])
+        #expect(summary.findings.map(\.kind) == [.log(.logRegression)])
         #expect(summary.findings.first?.toOffset == 3)
         #expect(summary.pchannels.first?.epoch == 1)
         #expect(try live(store) == [1: [10]])  // nothing re-applied, nothing lost from the shadow
@@ -288,7 +297,7 @@ struct ShadowTests {
         for _ in 0..<5 { try await ingester.step(timeout: .milliseconds(1)) }
         try await ingester.checkWatermarks()  // idempotent once the regression was handled
         let summary = try store.summary()
-        #expect(summary.findings.map(\.kind) == ["log_regression"])
+        #expect(summary.findings.map(\.kind) == [.log(.logRegression)])
         #expect(summary.pchannels.first?.epoch == 1)
         #expect(try live(store) == [1: [10], 2: [40]])  // the new log's rows are followed after the report
     }
@@ -304,7 +313,7 @@ struct ShadowTests {
         let store = try ShadowStore.inMemory()
         try await ingest(log, into: store)
         let findings = try store.summary().findings
-        #expect(findings.map(\.kind) == ["log_regression"])
+        #expect(findings.map(\.kind) == [.log(.logRegression)])
         #expect(findings.first?.fromOffset == 2)
     }
 
@@ -322,7 +331,7 @@ struct ShadowTests {
         log.truncate(topic: w.topic, below: 4)  // offsets 2 and 3 gone before auditd read them
         try await ingest(log, into: store)
         let findings = try store.summary().findings
-        #expect(findings.map(\.kind) == ["retention_loss"])
+        #expect(findings.map(\.kind) == [.log(.retentionLoss)])
         #expect(findings.first?.fromOffset == 2 && findings.first?.toOffset == 4)
         #expect(try live(store) == [1: [10], 3: [50]])
     }

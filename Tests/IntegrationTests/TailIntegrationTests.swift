@@ -3,6 +3,15 @@ import Logging
 import Testing
 
 @testable import Auditor
+@testable import AuditorAudit
+@testable import AuditorCore
+@testable import AuditorKafka
+@testable import AuditorMilvus
+@testable import AuditorReport
+@testable import AuditorShadow
+@testable import AuditorTesting
+@testable import AuditorTransport
+@testable import MilvusProto
 
 /// The real cluster (dev/cluster up): a pymilvus workload, then auditd's library API must yield
 /// exactly the inserted pks, the deletes, and row hashes equal to those dev/rowhash.py computed
@@ -157,9 +166,14 @@ struct MilvusClientIntegrationTests {
                 Set(schema.userFields.map(\.id)).isSuperset(
                     of: collection.fields.filter { $0.name != "$meta" }.map(\.id)))
         }
-        await #expect(throws: GRPCError.self) { _ = try await client.describeCollection(name: "no_such_collection_x") }
-        await #expect(throws: GRPCError.self) {
+        // Milvus refuses with its own status; an unreachable proxy is a transport failure.
+        let refusal = await #expect(throws: MilvusError.self) {
+            _ = try await client.describeCollection(name: "no_such_collection_x")
+        }
+        #expect(refusal?.status?.error == .collectionNotFound, "\(String(describing: refusal))")
+        let down = await #expect(throws: TransportError.self) {
             _ = try await MilvusClient(target: "127.0.0.1:1").showCollections()
         }
+        #expect(down?.kind == .unavailable)
     }
 }

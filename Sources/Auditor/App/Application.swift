@@ -1,13 +1,15 @@
-import CRdKafka
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Logging
 
 public enum AuditorVersion {
     public static let current = "0.1.0"
     /// librdkafka's version in the headers auditd was built against.
-    public static var builtAgainstLibrdkafka: String {
-        let v = Int(RD_KAFKA_VERSION)
-        return "\((v >> 24) & 0xff).\((v >> 16) & 0xff).\((v >> 8) & 0xff)"
-    }
+    public static var builtAgainstLibrdkafka: String { KafkaLibrary.headerVersion }
     public static var banner: String {
         "auditd \(current) (librdkafka \(KafkaLibrary.runtimeVersion) at run time, built against "
             + "\(builtAgainstLibrdkafka); xxhash \(XXH3.libraryVersion))"
@@ -22,14 +24,18 @@ public struct AuditorConfiguration: Sendable {
     public var logger: Logger
     /// The Kafka seam: tests swap in an in-memory log or the librdkafka mock cluster.
     public var makeKafkaLog: @Sendable (KafkaReaderConfiguration, Logger) throws -> any KafkaLog
+    /// The clock seam: every wall-time read and every sleep of the application goes through it.
+    public var clock: any AuditorClock
 
     public init(
         brokers: String, topicPrefix: String = "by-dev-rootcoord-dml", kafkaProperties: [String: String] = [:],
         logger: Logger = Logger(label: "auditd"),
         makeKafkaLog: @escaping @Sendable (KafkaReaderConfiguration, Logger) throws -> any KafkaLog = {
             try KafkaLogReader(configuration: $0, logger: $1)
-        }
+        },
+        clock: any AuditorClock = SystemClock()
     ) {
+        self.clock = clock
         self.brokers = brokers
         self.topicPrefix = topicPrefix
         self.kafkaProperties = kafkaProperties
@@ -48,6 +54,17 @@ public struct Application: Sendable {
         return try configuration.makeKafkaLog(
             KafkaReaderConfiguration(brokers: configuration.brokers, properties: configuration.kafkaProperties),
             logger)
+    }
+
+    public var clock: any AuditorClock { configuration.clock }
+
+    /// Opens the shadow in `directory` with the application's clock.
+    public func openStore(_ directory: String, shadow: ShadowConfiguration = ShadowConfiguration(), create: Bool)
+        throws -> ShadowStore
+    {
+        var shadow = shadow
+        shadow.clock = clock
+        return try ShadowStore.open(directory: directory, configuration: shadow, create: create)
     }
 
     public func walReader(fromBeginning: Bool, untilEnd: Bool) throws -> WALReader {

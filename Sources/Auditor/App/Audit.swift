@@ -1,3 +1,9 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Foundation
 import Logging
 
@@ -42,12 +48,13 @@ extension Application {
     /// the cut T (the last time tick the shadow applied on every pchannel of the collection).
     public func audit(_ options: AuditOptions, source: (any ReplicaSource)? = nil) async throws -> AuditSummary {
         _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
-        let store = try ShadowStore.open(directory: options.stateDirectory, create: false)
+        let store = try openStore(options.stateDirectory, create: false)
         let checkpoints = try await store.perform { try $0.checkpoints() }
         let client = MilvusClient(target: options.milvus)
         let round = AuditRound(
-            source: source ?? ReplicaReader(milvus: options.milvus, etcd: options.etcd), policy: options.policy,
-            logger: configuration.logger)
+            source: source ?? ReplicaReader(milvus: options.milvus, etcd: options.etcd, clock: clock),
+            policy: options.policy,
+            logger: configuration.logger, clock: clock)
         var summary = AuditSummary()
         var audited: [Int64] = []
         var records: [AuditRecord] = []
@@ -66,9 +73,7 @@ extension Application {
             }
             do {
                 _ = try await round.source.replicas(collectionID: collection.id)
-            } catch let error as GRPCError
-                where error.message.contains("replica not found") || error.message.contains("not loaded")
-            {
+            } catch let error as MilvusError where error.status?.error?.meansNotLoaded == true {
                 continue  // not loaded: no replica serves it, nothing to audit
             } catch {
                 // e.g. no replica available (its nodes are down or restarting): the round probes and says so
@@ -96,7 +101,7 @@ extension Application {
             let leaders = result.leaders
             try await store.perform {
                 try $0.recordTopology(
-                    collectionID: id, leaders: leaders, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+                    collectionID: id, leaders: leaders, nowMs: clock.nowMs())
             }
             for (replica, leaders) in result.leaders {
                 let before = Set((expected.lastLeaders[replica] ?? [:]).values)
@@ -130,7 +135,7 @@ extension Application {
         try await store.perform { [audited, records, coverage] in
             try $0.recordAudit(
                 collections: audited, findings: records, coverage: coverage,
-                nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+                nowMs: clock.nowMs())
         }
         return summary
     }

@@ -1,3 +1,9 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Foundation
 
 public struct BootstrapResult: Sendable {
@@ -22,20 +28,20 @@ extension Application {
         } else if let found = try await client.showCollections().first(where: { $0.name == collection }) {
             id = found.id
         } else {
-            throw ShadowError(message: "collection '\(collection)' not found in Milvus at \(milvus)")
+            throw ApplicationError(.bootstrap, "collection '\(collection)' not found in Milvus at \(milvus)")
         }
         let schema = try await client.describeCollection(id: id)
         let reader = ReplicaReader(milvus: milvus)
         guard let replica = try await reader.replicas(collectionID: id).first(where: { !$0.shards.isEmpty }) else {
-            throw ShadowError(message: "collection '\(schema.name)' has no loaded replica to read")
+            throw ApplicationError(.bootstrap, "collection '\(schema.name)' has no loaded replica to read")
         }
-        let timestamp = HybridTimestamp.compose(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        let timestamp = clock.nowTs()
         var rows: [HashedRow] = []
         for shard in replica.shards {
             rows += try await reader.fullRows(shard: shard, schema: schema, timestamp: timestamp)
             progress?("bootstrap \(schema.name): \(rows.count) rows read (shard \(shard.vchannel))")
         }
-        let store = try ShadowStore.open(directory: stateDirectory, create: true)
+        let store = try openStore(stateDirectory, create: true)
         try await store.perform { [rows] in try $0.bootstrap(schema: schema, rows: rows, timestamp: timestamp) }
         return BootstrapResult(
             collectionID: id, name: schema.name, timestamp: timestamp, replicaID: replica.id, rows: rows.count)

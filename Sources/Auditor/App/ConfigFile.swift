@@ -1,3 +1,9 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Foundation
 
 /// `--config FILE`: flat `key: value` lines (YAML subset; `#` comments), keys named like the flags.
@@ -17,7 +23,7 @@ public struct ConfigFile: Sendable, Equatable {
     public static func load(path: String) throws -> ConfigFile {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
         else {
-            throw ShadowError(message: "--config: cannot read '\(path)'")
+            throw ApplicationError(.configuration, "--config: cannot read '\(path)'")
         }
         return try parse(text, source: path)
     }
@@ -30,7 +36,7 @@ public struct ConfigFile: Sendable, Equatable {
                 .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
             guard let colon = line.firstIndex(of: ":") else {
-                throw ShadowError(message: "\(source):\(index + 1): expected 'key: value', got '\(line)'")
+                throw ApplicationError(.configuration, "\(source):\(index + 1): expected 'key: value', got '\(line)'")
             }
             let key = line[..<colon].trimmingCharacters(in: .whitespaces)
             var value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -38,9 +44,9 @@ public struct ConfigFile: Sendable, Equatable {
                 value = String(value.dropFirst().dropLast())
             }
             guard keys.contains(key) else {
-                throw ShadowError(
-                    message:
-                        "\(source):\(index + 1): unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))"
+                throw ApplicationError(
+                    .configuration,
+                    "\(source):\(index + 1): unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))"
                 )
             }
             if key == "kafka-property" { file.kafkaProperties.append(value) } else { file.values[key] = value }

@@ -1,3 +1,9 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Foundation
 import Logging
 
@@ -6,21 +12,21 @@ extension Application {
     /// on every pchannel exactly at the time tick the given shadow last committed, and returns how the two
     /// differ (empty: the shadow is what a fresh replay to the same positions builds).
     public func replayDifferences(stateDirectory: String) async throws -> [String] {
-        let store = try ShadowStore.open(directory: stateDirectory, create: false)
+        let store = try openStore(stateDirectory, create: false)
         let checkpoints = try await store.perform { try $0.checkpoints() }
         if let replaced = checkpoints.values.first(where: { $0.epoch > 0 }) {
-            throw ShadowError(
-                message: "cannot replay: the log of \(replaced.pchannel) was replaced since (epoch \(replaced.epoch))")
+            throw ApplicationError(
+                .replay, "cannot replay: the log of \(replaced.pchannel) was replaced since (epoch \(replaced.epoch))")
         }
         let collections = try await store.perform { try $0.summary().collections }
         if let seeded = collections.first(where: { $0.history == "bootstrapped" }) {
-            throw ShadowError(message: "cannot replay: collection \(seeded.name) was bootstrapped from Milvus")
+            throw ApplicationError(.replay, "cannot replay: collection \(seeded.name) was bootstrapped from Milvus")
         }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
             "auditd-replay-\(UUID().uuidString)"
         ).path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let fresh = try ShadowStore.open(directory: scratch, create: true)
+        let fresh = try openStore(scratch, create: true)
         let ingester = ShadowIngester(
             log: try makeKafkaLog(), store: fresh, topicPrefix: configuration.topicPrefix,
             logger: configuration.logger, stopAfterTick: checkpoints.mapValues(\.tickOffset))
@@ -29,7 +35,9 @@ extension Application {
         while !ingester.caughtUp {
             // a log that ends before the committed tick cannot reproduce it: give up after 30 s of silence
             idle = try await ingester.step() == 0 ? idle + 1 : 0
-            if idle > 150 { throw ShadowError(message: "cannot replay: the log ends before the shadow's positions") }
+            if idle > 150 {
+                throw ApplicationError(.replay, "cannot replay: the log ends before the shadow's positions")
+            }
         }
         return try await store.perform { try $0.differences(from: fresh) }
     }

@@ -1,14 +1,12 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Foundation
 import Logging
 import Synchronization
-
-/// Set from a signal handler, read between batches: SIGTERM/SIGINT finish the batch, commit, exit 0.
-public final class StopFlag: Sendable {
-    private let stopped = Atomic<Bool>(false)
-    public init() {}
-    public func stop() { stopped.store(true, ordering: .relaxed) }
-    public var isStopped: Bool { stopped.load(ordering: .relaxed) }
-}
 
 public struct RunOptions: Sendable {
     public var stateDirectory: String
@@ -36,7 +34,7 @@ extension Application {
     )
         async throws -> ShadowIngester.Stats
     {
-        let store = try ShadowStore.open(directory: options.stateDirectory, configuration: options.shadow, create: true)
+        let store = try openStore(options.stateDirectory, shadow: options.shadow, create: true)
         let logger = configuration.logger
         let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in
             let client = MilvusClient(target: target)
@@ -79,7 +77,7 @@ extension Application {
                     // The broker is down or frozen: report it, keep what is committed, try again.
                     if unreachableSince == nil {
                         unreachableSince = now
-                        let sinceMs = Int64(Date().timeIntervalSince1970 * 1000)
+                        let sinceMs = clock.nowMs()
                         try await store.perform { try $0.recordKafkaOutage(sinceMs: sinceMs) }
                     }
                     configuration.logger.error(
@@ -95,7 +93,7 @@ extension Application {
                 lastProgress = now
             }
             if now - lastPurge > .seconds(600) {
-                let nowTs = HybridTimestamp.compose(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+                let nowTs = clock.nowTs()
                 let purged = try await store.perform { try $0.purgeTombstones(nowTs: nowTs) }
                 if purged > 0 {
                     configuration.logger.info("purged tombstones", metadata: ["shadow.purged": "\(purged)"])
@@ -110,6 +108,6 @@ extension Application {
 
     /// `auditd report` for the shadow (read-only; works while `run` is running).
     public func shadowSummary(stateDirectory: String) throws -> ShadowSummary {
-        try ShadowStore.open(directory: stateDirectory, create: false).summary()
+        try openStore(stateDirectory, create: false).summary()
     }
 }

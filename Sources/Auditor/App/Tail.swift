@@ -1,3 +1,9 @@
+import AuditorAudit
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import AuditorReport
+import AuditorShadow
 import Logging
 
 public struct TailOptions: Sendable {

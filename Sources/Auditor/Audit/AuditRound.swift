@@ -1,3 +1,7 @@
+import AuditorCore
+import AuditorMilvus
+import AuditorShadow
+import AuditorTransport
 import Foundation
 import Logging
 
@@ -18,6 +22,9 @@ public struct AuditPolicy: Sendable {
     /// `sample`: pk mode plus full mode for 1/`sampleSlices` of the rows, a different slice each round.
     public var mode: AuditMode = .pk
     public var sampleSlices = 16
+    /// How many shard reads (of all replicas of a collection) run at once. Pages of one shard stay in order;
+    /// each stream keeps its pages near the pacer's latency budget. 1 reads one shard after another.
+    public var readConcurrency = 4
 
     public init(
         settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),
@@ -31,15 +38,6 @@ public struct AuditPolicy: Sendable {
         self.catchupBound = catchupBound
         self.probeInterval = probeInterval
     }
-}
-
-public enum AuditMode: String, Sendable, CaseIterable {
-    /// pks and insert timestamps of every row.
-    case pk
-    /// every row's content too (row hashes, vectors included).
-    case full
-    /// pk mode for every row, and full mode for one slice of each shard's pk range, rotating every round.
-    case sample
 }
 
 /// What the shadow says one collection must look like at the cut T.
@@ -89,27 +87,28 @@ public struct CollectionAuditResult: Sendable {
     public var leaders: [Int64: [String: String]] = [:]
 }
 
-/// One audit of one collection: probe every replica's leaders, follow recovering replicas until they match
-/// (the recovery watch), read every replica at T, compare with the shadow and with each other, and
-/// confirm data findings by a second read of the same T after the settle delay.
+/// One audit of one collection, as named phases:
+/// 1. **topology** and **health** (`probe`): every replica's shard leaders and their leader views.
+/// 2. **watch** (`watch`): follow recovering or briefly unreachable replicas until they serve every version
+///    the log has at T, or the limits run out (`RecoveryWatch`, one per replica).
+/// 3. **read** (`readAll`): every judgeable replica at T, shards and replicas concurrently.
+/// 4. **compare** (`judge`): each replica with the shadow (bucket digests first), and the replicas with
+///    each other; unreachable and still-recovering replicas get their findings instead.
+/// 5. **confirm** (`confirm`): data findings are re-read at the same T after the settle delay.
+/// The caller records the result (`Application.audit`).
 public struct AuditRound: Sendable {
     public var source: any ReplicaSource
     public var policy: AuditPolicy
     public var logger: Logger
-    /// The clock seam: wall time in Unix ms, and sleeping.
-    public var nowMs: @Sendable () -> Int64
-    public var sleep: @Sendable (Duration) async throws -> Void
+    public var clock: any AuditorClock
 
     public init(
-        source: any ReplicaSource, policy: AuditPolicy, logger: Logger,
-        nowMs: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
-        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        source: any ReplicaSource, policy: AuditPolicy, logger: Logger, clock: any AuditorClock = SystemClock()
     ) {
         self.source = source
         self.policy = policy
         self.logger = logger
-        self.nowMs = nowMs
-        self.sleep = sleep
+        self.clock = clock
     }
 
     struct Topology {
@@ -117,7 +116,81 @@ public struct AuditRound: Sendable {
         var health: [Int64: ReplicaHealth]
         /// GetReplicas itself failed (no replica available, shard leaders unknown).
         var error: String?
+
+        var anyUnreachable: Bool {
+            error != nil || health.values.contains { if case .unreachable = $0 { true } else { false } }
+        }
     }
+
+    /// Everything one audit works with: what the log says (`expected`, `cut`) and the replica watches.
+    struct Context {
+        let expected: ExpectedCollection
+        let cut: ShadowCut
+        /// What `count(*)` must answer at T.
+        var expectedCount: Int64 { Int64(cut.versions) }
+    }
+
+    /// A replica read at T.
+    struct Served {
+        var replica: ReplicaInfo
+        var rows: [ReplicaRow]
+    }
+
+    public func audit(_ expected: ExpectedCollection) async throws -> CollectionAuditResult {
+        let startMs = clock.nowMs()
+        let started = clock.instant()
+        let context = Context(
+            expected: expected,
+            cut: ShadowCut(rows: expected.rows, timestamp: expected.timestamp, buckets: expected.buckets))
+        var (topology, watches) = try await watch(context, topology: await probe(expected))
+        var result = CollectionAuditResult()
+        if let error = topology.error {
+            result.unjudged.append("\(expected.name) (\(expected.collectionID)): replicas not available: \(error)")
+            for (id, watch) in watches.sorted(by: { $0.key < $1.key })
+            where watch.isWatched && watch.phase != .unreachable {
+                result.records.append(
+                    AuditRecord(catchup(expected, replicaID: id, nodeIDs: [], leaders: [:], watch: watch), .suspected))
+            }
+            return result
+        }
+        let watched = clock.instant() - started
+
+        let reading = clock.instant()
+        let judgeable = topology.probes.map(\.replica).filter {
+            if case .unreachable = topology.health[$0.id] ?? .unreachable("") { return false }
+            return true
+        }
+        let reads = await readAll(judgeable, expected)
+        let readTime = clock.instant() - reading
+
+        let comparing = clock.instant()
+        let judged = await judge(context, topology, watches: &watches, reads: reads)
+        result.records = judged.records
+        result.unjudged = judged.unjudged
+        result.leaders = judged.leaders
+        let compareTime = clock.instant() - comparing
+
+        let rows = judged.served.reduce(0) { $0 + $1.rows.count }
+        logger.info(
+            "audit sweep",
+            metadata: [
+                "milvus.collection": "\(expected.name)", "audit.rows": "\(rows)",
+                "audit.seconds.probe_and_watch": "\(watched.secondsValue)",
+                "audit.seconds.read": "\(readTime.secondsValue)",
+                "audit.seconds.compare": "\(compareTime.secondsValue)",
+                "audit.seconds.total": "\(clock.seconds(since: started))",
+                "audit.read_concurrency": "\(policy.readConcurrency)",
+            ])
+        result.coverage = AuditCoverage(
+            collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp, mode: policy.mode,
+            rows: rows, replicas: judged.served.count, replicasTotal: topology.probes.count,
+            slice: policy.mode == .sample ? expected.sampleSlice % max(1, policy.sampleSlices) : nil,
+            buckets: expected.buckets, seconds: clock.seconds(since: started))
+        result.records += try await confirm(context, judged.pending, served: judged.served, judgedIn: topology)
+        return result
+    }
+
+    // MARK: 1. topology and health
 
     func probe(_ expected: ExpectedCollection) async -> Topology {
         let replicas: [ReplicaInfo]
@@ -144,6 +217,55 @@ public struct AuditRound: Sendable {
             probes: probes, health: ReplicaHealth.classify(probes, vchannels: expected.vchannels), error: nil)
     }
 
+    // MARK: 2. watch
+
+    /// Probes until no replica is catching up or unreachable, or the limits run out: `watchLimit` in all,
+    /// `unreachableGrace` once only unreachable replicas are left.
+    func watch(_ context: Context, topology first: Topology) async throws -> (Topology, [Int64: RecoveryWatch]) {
+        var topology = first
+        var watches: [Int64: RecoveryWatch] = [:]
+        await observe(topology, context, &watches)
+        let watchStart = clock.nowMs()
+        while true {
+            let catchingUp = topology.probes.contains { watches[$0.replica.id]?.isCatchingUp == true }
+            let elapsed = clock.nowMs() - watchStart
+            if !catchingUp && !topology.anyUnreachable { break }
+            if elapsed >= policy.watchLimit.milliseconds64 { break }
+            if !catchingUp && elapsed >= policy.unreachableGrace.milliseconds64 { break }
+            try await clock.sleep(for: policy.probeInterval)
+            topology = await probe(context.expected)
+            await observe(topology, context, &watches)
+        }
+        return (topology, watches)
+    }
+
+    /// Feeds one probe of every replica to its watch and performs the counts the watches ask for.
+    func observe(_ topology: Topology, _ context: Context, _ watches: inout [Int64: RecoveryWatch]) async {
+        let expected = context.expected
+        for probe in topology.probes {
+            let id = probe.replica.id
+            guard let health = topology.health[id] else { continue }
+            var watch = watches[id] ?? RecoveryWatch()
+            let wasWatched = watch.isWatched
+            let action = watch.observe(
+                RecoveryWatch.Probe(health), nowMs: clock.nowMs(),
+                openSinceMs: expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"])
+            if !wasWatched, health.isRecovering {
+                logger.notice(
+                    "replica recovering",
+                    metadata: [
+                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(id)",
+                        "audit.reason": "\(health.reason)",
+                    ])
+            }
+            if case .count = action {
+                watch.counted(
+                    await count(probe.replica, expected), expected: context.expectedCount, nowMs: clock.nowMs())
+            }
+            if watch.isWatched { watches[id] = watch }
+        }
+    }
+
     /// Sum of per-shard `count(*)` of one replica at T (nil if a shard could not answer).
     func count(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async -> Int64? {
         var total: Int64 = 0
@@ -158,26 +280,47 @@ public struct AuditRound: Sendable {
         return total
     }
 
-    func read(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async throws -> [ReplicaRow] {
-        var rows: [ReplicaRow] = []
-        if policy.mode == .full, let schema = expected.schema {
-            for shard in replica.shards {
-                rows += try await source.fullRows(
-                    shard: shard, schema: schema, timestamp: expected.timestamp, after: nil, maxRows: nil,
-                    pageSize: 500, timeout: policy.readTimeout
-                ).map { ReplicaRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash) }
-            }
-            return rows
+    // MARK: 3. read
+
+    /// Reads every replica at T: all their shards at once, at most `readConcurrency` at a time. Each
+    /// replica's rows come back in shard order, or the first error of its shards.
+    func readAll(_ replicas: [ReplicaInfo], _ expected: ExpectedCollection) async -> [Int64: Result<
+        [ReplicaRow], any Error
+    >] {
+        let jobs = replicas.enumerated().flatMap { index, replica in
+            replica.shards.indices.map { (replica: index, shard: $0) }
         }
-        for shard in replica.shards {
-            var shardRows = try await source.rows(
-                shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
-                pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, pageSize: 10_000,
-                timeout: policy.readTimeout)
-            if policy.mode == .sample, let schema = expected.schema {
-                try await hashSlice(of: &shardRows, shard: shard, schema: schema, expected)
+        let results = await Bounded.map(jobs, limit: policy.readConcurrency) { [self] job in
+            try await read(replicas[job.replica].shards[job.shard], expected)
+        }
+        var byReplica: [Int64: Result<[ReplicaRow], any Error>] = [:]
+        for (index, replica) in replicas.enumerated() {
+            var rows: [ReplicaRow] = []
+            var failure: (any Error)?
+            for (job, result) in zip(jobs, results) where job.replica == index {
+                switch result {
+                case .success(let shardRows): rows += shardRows
+                case .failure(let error): failure = failure ?? error
+                }
             }
-            rows += shardRows
+            byReplica[replica.id] = failure.map { .failure($0) } ?? .success(rows)
+        }
+        return byReplica
+    }
+
+    /// One shard of one replica at T, in the policy's mode.
+    func read(_ shard: ReplicaInfo.Shard, _ expected: ExpectedCollection) async throws -> [ReplicaRow] {
+        if policy.mode == .full, let schema = expected.schema {
+            return try await source.fullRows(
+                shard: shard, schema: schema, timestamp: expected.timestamp, after: nil, maxRows: nil,
+                pageSize: 500, timeout: policy.readTimeout
+            ).map { ReplicaRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash) }
+        }
+        var rows = try await source.rows(
+            shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
+            pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, pageSize: 10_000, timeout: policy.readTimeout)
+        if policy.mode == .sample, let schema = expected.schema {
+            try await hashSlice(of: &rows, shard: shard, schema: schema, expected)
         }
         return rows
     }
@@ -204,154 +347,42 @@ public struct AuditRound: Sendable {
             replica.shards.map { ($0.vchannel, "\($0.leaderID)@\($0.leaderAddress)") }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// Catch-up bookkeeping of one replica during the watch.
-    struct Watch {
-        var sinceMs: Int64
-        var shortAtStart: Int64?
-        var endMs: Int64?
-        var lastReason: String
-        /// Only seen unreachable so far (a node down stays so; a restarting one turns recovering or serving).
-        var unreachableOnly = false
-        /// Seen reloading (no view or no target), unreachable, or answering fewer rows than the log has: a
-        /// catch-up worth reporting. Otherwise the replica only lacked a sealed segment for a moment while
-        /// serving every row — the handoff after a flush, not a catch-up.
-        var caughtUpFromBehind = false
+    // MARK: 4. compare
+
+    struct Judged {
+        var records: [AuditRecord] = []
+        var unjudged: [String] = []
+        var leaders: [Int64: [String: String]] = [:]
+        var served: [Served] = []
+        /// Data findings waiting for the confirmation re-read.
+        var pending: [ReplicaFinding] = []
     }
 
-    public func audit(_ expected: ExpectedCollection) async throws -> CollectionAuditResult {
-        let startMs = nowMs()
-        let started = ContinuousClock.now
-        var result = CollectionAuditResult()
-        var topology = await probe(expected)
-        var watches: [Int64: Watch] = [:]
-        let cut = ShadowCut(rows: expected.rows, timestamp: expected.timestamp, buckets: expected.buckets)
-        let expectedCount = Int64(cut.versions)  // what `count(*)` must answer at T
-
-        /// Counts a watched replica at T, keeps how short it was when first counted; true once it holds every
-        /// live version the log has at T (`exactly`: no more either — a replica still loading can answer
-        /// more rows than the log has, e.g. with deletes not applied yet).
-        func caughtUp(_ id: Int64, _ replica: ReplicaInfo, exactly: Bool) async -> Bool {
-            guard let counted = await count(replica, expected) else { return false }
-            if watches[id]?.shortAtStart == nil { watches[id]?.shortAtStart = max(0, expectedCount - counted) }
-            if counted < expectedCount { watches[id]?.caughtUpFromBehind = true }
-            return exactly ? counted == expectedCount : counted >= expectedCount
-        }
-
-        // The recovery watch: follow replicas that are recovering (or briefly unreachable, e.g. restarting)
-        // until they serve completely, or the limits run out.
-        func note(_ topology: Topology) async {
-            for probe in topology.probes {
-                let id = probe.replica.id
-                switch topology.health[id] {
-                case .recovering(let why, let reloading)?:
-                    if watches[id] == nil {
-                        let since = expected.firstSeen["\(ReplicaFinding.Kind.catchupUnfinished.rawValue)/\(id)"]
-                        watches[id] = Watch(
-                            sinceMs: since ?? nowMs(), shortAtStart: nil, endMs: nil, lastReason: why,
-                            caughtUpFromBehind: since != nil)
-                        logger.notice(
-                            "replica recovering",
-                            metadata: [
-                                "milvus.collection": "\(expected.name)", "milvus.replica": "\(id)",
-                                "audit.reason": "\(why)",
-                            ])
-                    }
-                    watches[id]?.lastReason = why
-                    watches[id]?.unreachableOnly = false
-                    if reloading { watches[id]?.caughtUpFromBehind = true }
-                    // Still without a target, but it already serves exactly the versions the log has at T: the
-                    // data has caught up (e.g. the other replica is down, so QueryCoord cannot move the target
-                    // on). More rows than the log is no proof: a segment loaded with a wrong delta log answers
-                    // that way while its target is still 0 — wait for the target before judging it.
-                    if await caughtUp(id, probe.replica, exactly: true) {
-                        if watches[id]?.endMs == nil { watches[id]?.endMs = nowMs() }
-                    } else {
-                        watches[id]?.endMs = nil
-                    }
-                case .unreachable(let why)?:
-                    if watches[id] == nil {
-                        watches[id] = Watch(
-                            sinceMs: nowMs(), shortAtStart: nil, endMs: nil, lastReason: why, unreachableOnly: true,
-                            caughtUpFromBehind: true)
-                    }
-                case .serving?:
-                    // serving per its leader views; done once its counts match the shadow at T too
-                    if let watch = watches[id], watch.endMs == nil {
-                        watches[id]?.unreachableOnly = false
-                        if await caughtUp(id, probe.replica, exactly: false) { watches[id]?.endMs = nowMs() }
-                    }
-                default: break
-                }
-            }
-        }
-        await note(topology)
-        let watchStart = nowMs()
-        while true {
-            let recovering = topology.probes.contains {
-                let id = $0.replica.id
-                guard let watch = watches[id] else { return topology.health[id]?.isRecovering == true }
-                return watch.endMs == nil && !watch.unreachableOnly
-            }
-            let unreachable =
-                topology.error != nil
-                || topology.health.values.contains { if case .unreachable = $0 { true } else { false } }
-            let elapsed = nowMs() - watchStart
-            if !recovering && !unreachable { break }
-            if elapsed >= policy.watchLimit.milliseconds64 { break }
-            if !recovering && elapsed >= policy.unreachableGrace.milliseconds64 { break }
-            try await sleep(policy.probeInterval)
-            topology = await probe(expected)
-            await note(topology)
-        }
-
-        if let error = topology.error {
-            result.unjudged.append("\(expected.name) (\(expected.collectionID)): replicas not available: \(error)")
-            for (id, watch) in watches where !watch.unreachableOnly {
-                result.records.append(
-                    AuditRecord(
-                        catchup(expected, replicaID: id, nodeIDs: [], leaders: [:], watch: watch, missing: []),
-                        .suspected))
-            }
-            return result
-        }
-
-        // Read every replica at T.
-        let watched = ContinuousClock.now - started  // probe + recovery watch
-        var readTime = Duration.zero
-        var compareTime = Duration.zero
-        var served: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
-        var pending: [ReplicaFinding] = []
+    /// Judges every replica from its health, its watch and its read: unavailable, still catching up (a
+    /// `catchup_unfinished`, suspected or — past `catchupBound` — confirmed), or compared with the shadow.
+    func judge(
+        _ context: Context, _ topology: Topology, watches: inout [Int64: RecoveryWatch],
+        reads: [Int64: Result<[ReplicaRow], any Error>]
+    ) async -> Judged {
+        let expected = context.expected
+        var judged = Judged()
         for probe in topology.probes {
             let replica = probe.replica
             let health = topology.health[replica.id] ?? .unreachable("not probed")
             if case .unreachable(let why) = health {
-                // Name the node that served it last: the replica may have lost its node altogether.
-                let last = expected.lastLeaders[replica.id] ?? [:]
-                let leaders = Self.leaders(replica).isEmpty ? last : Self.leaders(replica)
-                let lastNodes = Set(last.values.compactMap { $0.split(separator: "@").first.flatMap { Int64($0) } })
-                var evidence = "replica cannot be asked: \(why)"
-                if !last.isEmpty { evidence += "; last served by \(Set(last.values).sorted().joined(separator: ", "))" }
-                result.unjudged.append("replica \(replica.id): \(why)")
-                result.records.append(
-                    AuditRecord(
-                        ReplicaFinding(
-                            kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
-                            nodeIDs: replica.nodeIDs.isEmpty ? lastNodes.sorted() : replica.nodeIDs, pks: [],
-                            pkCount: 0, timestamp: expected.timestamp, evidence: evidence, leaders: leaders),
-                        .suspected))
+                judged.unjudged.append("replica \(replica.id): \(why)")
+                judged.records.append(AuditRecord(unreachable(expected, replica, why: why), .suspected))
                 continue
             }
-            result.leaders[replica.id] = Self.leaders(replica)
+            judged.leaders[replica.id] = Self.leaders(replica)
             let rows: [ReplicaRow]
-            do {
-                let reading = ContinuousClock.now
-                rows = try await read(replica, expected)
-                readTime += ContinuousClock.now - reading
-            } catch {
-                let lagging = (error as? GRPCError)?.isDeadlineExceeded == true
+            switch reads[replica.id] ?? .failure(ProbeError("not read")) {
+            case .success(let read): rows = read
+            case .failure(let error):
+                let lagging = (error as? TransportError)?.isDeadlineExceeded == true
                 let why = lagging ? "lagging: has not reached T within \(policy.readTimeout)" : "\(error)"
-                result.unjudged.append("replica \(replica.id): \(why)")
-                result.records.append(
+                judged.unjudged.append("replica \(replica.id): \(why)")
+                judged.records.append(
                     AuditRecord(
                         ReplicaFinding(
                             kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
@@ -360,7 +391,8 @@ public struct AuditRound: Sendable {
                         .suspected))
                 continue
             }
-            if health.isRecovering, let watch = watches[replica.id], watch.endMs == nil {
+            let watch = watches[replica.id] ?? RecoveryWatch()
+            if health.isRecovering, watch.isCatchingUp {
                 // Still recovering when the watch ended: short answers are catch-up, not (yet) loss.
                 let missing = ReplicaComparison.compare(
                     collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
@@ -370,18 +402,18 @@ public struct AuditRound: Sendable {
                 let finding = catchup(
                     expected, replicaID: replica.id, nodeIDs: replica.nodeIDs, leaders: Self.leaders(replica),
                     watch: watch, missing: missing?.pks ?? [], missingCount: missing?.pkCount ?? 0)
-                let overdue = nowMs() - watch.sinceMs >= policy.catchupBound.milliseconds64
-                result.records.append(AuditRecord(finding, overdue ? .confirmed : .suspected))
-                result.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
+                let overdue = clock.nowMs() - watch.sinceMs >= policy.catchupBound.milliseconds64
+                judged.records.append(AuditRecord(finding, overdue ? .confirmed : .suspected))
+                judged.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
                 continue
             }
-            if let watch = watches[replica.id], watch.endMs != nil {
-                if watch.caughtUpFromBehind {
-                    result.records.append(
+            if watch.caughtUpAtMs != nil {
+                if watch.fromBehind {
+                    judged.records.append(
                         AuditRecord(
                             catchup(
                                 expected, replicaID: replica.id, nodeIDs: replica.nodeIDs,
-                                leaders: Self.leaders(replica), watch: watch, missing: []), .resolved))
+                                leaders: Self.leaders(replica), watch: watch), .resolved))
                 } else {
                     logger.info(
                         "replica lacked a sealed segment for a moment while serving every row (handoff)",
@@ -391,84 +423,28 @@ public struct AuditRound: Sendable {
                         ])
                 }
             }
-            served.append((replica, rows))
-            let comparing = ContinuousClock.now
-            pending += await findings(expected, cut, replica: replica, rows: rows)
-            compareTime += ContinuousClock.now - comparing
+            judged.served.append(Served(replica: replica, rows: rows))
+            judged.pending += await findings(context, replica: replica, rows: rows)
         }
-        if let divergence = Self.divergence(expected, served) { pending.append(divergence) }
-        logger.info(
-            "audit sweep",
-            metadata: [
-                "milvus.collection": "\(expected.name)", "audit.rows": "\(served.reduce(0) { $0 + $1.rows.count })",
-                "audit.seconds.probe_and_watch": "\(watched.secondsValue)",
-                "audit.seconds.read": "\(readTime.secondsValue)",
-                "audit.seconds.compare": "\(compareTime.secondsValue)",
-                "audit.seconds.total": "\((ContinuousClock.now - started).secondsValue)",
-            ])
-        result.coverage = AuditCoverage(
-            collectionID: expected.collectionID, sweepMs: startMs, timestamp: expected.timestamp,
-            mode: policy.mode.rawValue,
-            rows: served.reduce(0) { $0 + $1.rows.count }, replicas: served.count, replicasTotal: topology.probes.count,
-            slice: policy.mode == .sample ? expected.sampleSlice % max(1, policy.sampleSlices) : nil,
-            buckets: expected.buckets, seconds: (ContinuousClock.now - started).secondsValue)
-        guard !pending.isEmpty else { return result }
+        if let divergence = Self.divergence(expected, judged.served) { judged.pending.append(divergence) }
+        return judged
+    }
 
-        // Confirmation: the same T, read again after the settle delay, from replicas still serving.
-        try await sleep(policy.settle)
-        let again = await probe(expected)
-        var confirmedNow: [ReplicaFinding] = []
-        var reread: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
-        var notReread: [Int64: String] = [:]
-        for (replica, _) in served {
-            let health = again.health[replica.id] ?? .unreachable(again.error ?? "not listed")
-            // Serving, or still recovering as when it was judged (a recovering replica is judged only once its
-            // exact count says it caught up); one that was serving and is recovering now (restarted in
-            // between) may answer partially: not re-read.
-            let judgedRecovering = topology.health[replica.id]?.isRecovering == true
-            guard health.isServing || health.isRecovering && judgedRecovering,
-                let current = again.probes.first(where: { $0.replica.id == replica.id })?.replica
-            else {
-                notReread[replica.id] = health.reason
-                continue
-            }
-            let rows: [ReplicaRow]
-            do {
-                rows = try await self.read(current, expected)
-            } catch {
-                notReread[replica.id] = "\(error)"
-                continue
-            }
-            reread.append((current, rows))
-            confirmedNow += await findings(expected, cut, replica: current, rows: rows)
-        }
-        if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
-        for finding in pending {
-            let same = confirmedNow.contains {
-                $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
-                    && $0.pkCount == finding.pkCount
-            }
-            var record = AuditRecord(finding, same ? .confirmed : .suspected)
-            if !same {
-                let why = notReread[finding.replicaID].map { "not re-read: \($0)" } ?? "not seen again at the re-read"
-                record.finding.evidence += "; unconfirmed (\(why))"
-                logger.notice(
-                    "finding not confirmed",
-                    metadata: [
-                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(finding.replicaID)",
-                        "audit.kind": "\(finding.kind.rawValue)", "audit.pks": "\(finding.pkCount)",
-                        "audit.reason": "\(why)",
-                    ])
-            }
-            result.records.append(record)
-        }
-        return result
+    /// `replica_unavailable` for a replica that cannot be asked, naming the node that served it last (the
+    /// replica may have lost its node altogether).
+    func unreachable(_ expected: ExpectedCollection, _ replica: ReplicaInfo, why: String) -> ReplicaFinding {
+        let last = expected.lastLeaders[replica.id] ?? [:]
+        let leaders = Self.leaders(replica).isEmpty ? last : Self.leaders(replica)
+        var evidence = "replica cannot be asked: \(why)"
+        if !last.isEmpty { evidence += "; last served by \(Set(last.values).sorted().joined(separator: ", "))" }
+        return ReplicaFinding(
+            kind: .replicaUnavailable, collectionID: expected.collectionID, replicaID: replica.id,
+            nodeIDs: replica.nodeIDs.isEmpty ? ShardLeaders.nodeIDs(last).sorted() : replica.nodeIDs, pks: [],
+            pkCount: 0, timestamp: expected.timestamp, evidence: evidence, leaders: leaders)
     }
 
     /// Replica-vs-replica difference between the first two replicas read, if any.
-    static func divergence(_ expected: ExpectedCollection, _ read: [(replica: ReplicaInfo, rows: [ReplicaRow])])
-        -> ReplicaFinding?
-    {
+    static func divergence(_ expected: ExpectedCollection, _ read: [Served]) -> ReplicaFinding? {
         guard read.count >= 2 else { return nil }
         return ReplicaComparison.divergence(
             collectionID: expected.collectionID, timestamp: expected.timestamp,
@@ -476,9 +452,8 @@ public struct AuditRound: Sendable {
             .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
     }
 
-    func findings(_ expected: ExpectedCollection, _ cut: ShadowCut, replica: ReplicaInfo, rows: [ReplicaRow]) async
-        -> [ReplicaFinding]
-    {
+    func findings(_ context: Context, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
+        let (expected, cut) = (context.expected, context.cut)
         // Bucket hashes first; row-level detail only for mismatched buckets (and rows read in full).
         let bad = cut.mismatchedBuckets(rows)
         let hashed = Set(rows.lazy.filter { $0.rowHash != nil }.map(\.pk))
@@ -506,11 +481,11 @@ public struct AuditRound: Sendable {
     }
 
     func catchup(
-        _ expected: ExpectedCollection, replicaID: Int64, nodeIDs: [Int64], leaders: [String: String], watch: Watch,
-        missing: [PrimaryKey], missingCount: Int = 0
+        _ expected: ExpectedCollection, replicaID: Int64, nodeIDs: [Int64], leaders: [String: String],
+        watch: RecoveryWatch, missing: [PrimaryKey] = [], missingCount: Int = 0
     ) -> ReplicaFinding {
-        let end = watch.endMs
-        let seconds = Double((end ?? nowMs()) - watch.sinceMs) / 1000
+        let end = watch.caughtUpAtMs
+        let seconds = Double((end ?? clock.nowMs()) - watch.sinceMs) / 1000
         var evidence =
             end != nil
             ? String(format: "caught up after %.1f s", seconds)
@@ -524,5 +499,91 @@ public struct AuditRound: Sendable {
         finding.windowStartMs = watch.sinceMs
         finding.windowEndMs = end
         return finding
+    }
+
+    // MARK: 5. confirm
+
+    /// The same T, read again after the settle delay, from the replicas still serving (or still recovering
+    /// as when they were judged — a recovering replica is judged only once its exact count says it caught
+    /// up; one that was serving and is recovering now, restarted in between, may answer partially: not
+    /// re-read). A pending finding seen again the same is confirmed; otherwise it stays suspected and says why.
+    func confirm(_ context: Context, _ pending: [ReplicaFinding], served: [Served], judgedIn topology: Topology)
+        async throws -> [AuditRecord]
+    {
+        guard !pending.isEmpty else { return [] }
+        let expected = context.expected
+        try await clock.sleep(for: policy.settle)
+        let again = await probe(expected)
+        var notReread: [Int64: String] = [:]
+        var rereadable: [ReplicaInfo] = []
+        for read in served {
+            let health = again.health[read.replica.id] ?? .unreachable(again.error ?? "not listed")
+            let judgedRecovering = topology.health[read.replica.id]?.isRecovering == true
+            guard health.isServing || health.isRecovering && judgedRecovering,
+                let current = again.probes.first(where: { $0.replica.id == read.replica.id })?.replica
+            else {
+                notReread[read.replica.id] = health.reason
+                continue
+            }
+            rereadable.append(current)
+        }
+        let reads = await readAll(rereadable, expected)
+        var reread: [Served] = []
+        var confirmedNow: [ReplicaFinding] = []
+        for replica in rereadable {
+            switch reads[replica.id] ?? .failure(ProbeError("not read")) {
+            case .success(let rows):
+                reread.append(Served(replica: replica, rows: rows))
+                confirmedNow += await findings(context, replica: replica, rows: rows)
+            case .failure(let error):
+                notReread[replica.id] = "\(error)"
+            }
+        }
+        if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
+        return pending.map { finding in
+            let same = confirmedNow.contains {
+                $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
+                    && $0.pkCount == finding.pkCount
+            }
+            var record = AuditRecord(finding, same ? .confirmed : .suspected)
+            if !same {
+                let why = notReread[finding.replicaID].map { "not re-read: \($0)" } ?? "not seen again at the re-read"
+                record.finding.evidence += "; unconfirmed (\(why))"
+                logger.notice(
+                    "finding not confirmed",
+                    metadata: [
+                        "milvus.collection": "\(expected.name)", "milvus.replica": "\(finding.replicaID)",
+                        "audit.kind": "\(finding.kind.rawValue)", "audit.pks": "\(finding.pkCount)",
+                        "audit.reason": "\(why)",
+                    ])
+            }
+            return record
+        }
+    }
+}
+
+/// A bounded task group: runs `body` over `items` with at most `limit` at a time; results in item order.
+enum Bounded {
+    static func map<Item: Sendable, Output: Sendable>(
+        _ items: [Item], limit: Int, _ body: @escaping @Sendable (Item) async throws -> Output
+    ) async -> [Result<Output, any Error>] {
+        var results = [Result<Output, any Error>?](repeating: nil, count: items.count)
+        await withTaskGroup(of: (Int, Result<Output, any Error>).self) { group in
+            var next = 0
+            func start() {
+                let index = next
+                let item = items[index]
+                next += 1
+                group.addTask {
+                    do { return (index, .success(try await body(item))) } catch { return (index, .failure(error)) }
+                }
+            }
+            while next < min(max(1, limit), items.count) { start() }
+            for await (index, result) in group {
+                results[index] = result
+                if next < items.count { start() }
+            }
+        }
+        return results.map { $0! }
     }
 }

@@ -1,57 +1,8 @@
+import AuditorCore
+import AuditorMilvus
+import AuditorShadow
+
 /// A difference between what a replica serves and what the log says it must serve, with its witness.
-public struct ReplicaFinding: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable {
-        /// The shadow has the pk; the replica does not serve it.
-        case missing
-        /// The replica serves a pk (or a version) the log never produced.
-        case extra
-        /// Deleted in the log, alive on the replica.
-        case resurrected
-        /// The replica serves an older version than the newest one in the log.
-        case stale
-        /// The replica holds another number of versions than the log left live (a pk inserted twice while
-        /// live is stored twice by Milvus 2.3 and counted twice by `count(*)`), with the same pk set.
-        case duplicatePK = "duplicate_pk"
-        /// Two replicas of one collection disagree.
-        case replicaDivergence = "replica_divergence"
-        /// A replica could not be read at T (unreachable, or still behind T at the deadline).
-        case replicaUnavailable = "replica_unavailable"
-        /// A (re)started replica still behind the log: recovering, with how long and how many rows short.
-        case catchupUnfinished = "catchup_unfinished"
-    }
-
-    public var kind: Kind
-    public var collectionID: Int64
-    public var replicaID: Int64
-    public var nodeIDs: [Int64]
-    /// At most `ReplicaComparison.witnessLimit` pks; `pkCount` has the total.
-    public var pks: [PrimaryKey]
-    public var pkCount: Int
-    /// The consistent cut the replica was read at.
-    public var timestamp: UInt64
-    public var evidence: String
-    /// Shard leaders read (vchannel → "nodeID@address"), the node evidence.
-    public var leaders: [String: String] = [:]
-    /// For catch-up: when the replica was first seen recovering and when it matched (Unix ms).
-    public var windowStartMs: Int64? = nil
-    public var windowEndMs: Int64? = nil
-
-    public init(
-        kind: Kind, collectionID: Int64, replicaID: Int64, nodeIDs: [Int64], pks: [PrimaryKey], pkCount: Int,
-        timestamp: UInt64, evidence: String, leaders: [String: String] = [:]
-    ) {
-        self.kind = kind
-        self.collectionID = collectionID
-        self.replicaID = replicaID
-        self.nodeIDs = nodeIDs
-        self.pks = pks
-        self.pkCount = pkCount
-        self.timestamp = timestamp
-        self.evidence = evidence
-        self.leaders = leaders
-    }
-}
-
 /// Compares one replica's rows at T with the shadow as of T (rows and deletes after T excluded).
 public enum ReplicaComparison {
     public static let witnessLimit = 20

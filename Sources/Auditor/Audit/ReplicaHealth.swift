@@ -1,3 +1,7 @@
+import AuditorCore
+import AuditorMilvus
+import AuditorShadow
+
 /// Whether a replica's answers can be judged: serving, still recovering after a (re)start, or unreachable.
 public enum ReplicaHealth: Sendable, Equatable {
     case serving

@@ -1,3 +1,4 @@
+import AuditorCore
 import CRdKafka
 
 /// A librdkafka error as data: a stable kind, librdkafka's code and name, and where it happened.

@@ -1,3 +1,4 @@
+import AuditorCore
 import CRdKafka
 import Dispatch
 import Logging

@@ -1,3 +1,4 @@
+import AuditorCore
 import CRdKafka
 import Logging
 
@@ -30,11 +31,11 @@ public final class KafkaProducer: @unchecked Sendable {
             let result = send(
                 topic: topic, partition: partition, value: value, headers: headers, timestampMs: timestampMs)
             if result == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                rd_kafka_poll(handle.pointer, 10)
+                _ = handle.withPointer { rd_kafka_poll($0, 10) }
                 continue
             }
             guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.from(code: result, topic: topic) }
-            rd_kafka_poll(handle.pointer, 0)
+            _ = handle.withPointer { rd_kafka_poll($0, 0) }
             return
         }
     }
@@ -69,8 +70,8 @@ public final class KafkaProducer: @unchecked Sendable {
                 var all = values
                 all[5].u.mem.ptr = payload.flatMap { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
                 all[5].u.mem.size = payload?.count ?? 0
-                let error = all.withUnsafeBufferPointer {
-                    rd_kafka_produceva(self.handle.pointer, $0.baseAddress, $0.count)
+                let error = all.withUnsafeBufferPointer { list in
+                    self.handle.withPointer { rd_kafka_produceva($0, list.baseAddress, list.count) }
                 }
                 guard let error else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                 defer { rd_kafka_error_destroy(error) }
@@ -84,7 +85,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// Blocks until every queued record is delivered (call off the cooperative pool in async code).
     public func flush(timeoutMs: Int32 = 30_000) throws(KafkaError) {
-        let result = rd_kafka_flush(handle.pointer, timeoutMs)
+        let result = handle.withPointer { rd_kafka_flush($0, timeoutMs) }
         _ = handle.drainEvents(logger: logger)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.from(code: result) }
     }

@@ -1,3 +1,5 @@
+import AuditorCore
+
 /// One Kafka record, copied out of librdkafka's buffers.
 public struct KafkaRecord: Sendable, Equatable {
     public var topic: String

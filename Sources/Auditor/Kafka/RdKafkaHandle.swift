@@ -1,3 +1,4 @@
+import AuditorCore
 import CRdKafka
 import Logging
 import Synchronization
@@ -11,7 +12,7 @@ final class RdKafkaHandle: @unchecked Sendable {
         case producer
     }
 
-    let pointer: OpaquePointer
+    private let pointer: OpaquePointer
     private let mainQueue: OpaquePointer
     /// The queue every assigned partition delivers into (nil for producers).
     let consumerQueue: OpaquePointer?
@@ -68,6 +69,15 @@ final class RdKafkaHandle: @unchecked Sendable {
         if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
         rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(pointer)
+    }
+
+    /// Runs `body` with the `rd_kafka_t *`; the pointer must not escape it (only this type frees it).
+    func withPointer<T>(_ body: (OpaquePointer) throws(KafkaError) -> T) throws(KafkaError) -> T {
+        try body(pointer)
+    }
+
+    func withPointer<T>(_ body: (OpaquePointer) -> T) -> T {
+        body(pointer)
     }
 
     /// Serves pending log and error events without blocking. Returns the errors (fatal ones included).
@@ -292,4 +302,9 @@ final class RdKafkaHandle: @unchecked Sendable {
 /// librdkafka's version as loaded at run time (may differ from the headers we built against).
 public enum KafkaLibrary {
     public static var runtimeVersion: String { String(cString: rd_kafka_version_str()) }
+    /// librdkafka's version in the headers auditd was built against.
+    public static var headerVersion: String {
+        let v = Int(RD_KAFKA_VERSION)
+        return "\((v >> 24) & 0xff).\((v >> 16) & 0xff).\((v >> 8) & 0xff)"
+    }
 }

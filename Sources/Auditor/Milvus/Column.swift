@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// One `FieldData` column of an insert, validated against the row count (and the schema when known),
 /// able to append any row's canonical value to a `RowHashBuilder`.

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// Reads Milvus's metadata from etcd through etcd's v3 JSON gateway (`POST /v3/kv/range`): QueryNode
 /// sessions (node id → address) and QueryCoord's replica records (replica → nodes). Read-only.
@@ -31,9 +35,9 @@ public struct MilvusEtcd: Sendable {
         let body = try JSONEncoder().encode(request)
         let (status, bytes) = try await http.post("http://\(endpoint)/v3/kv/range", json: Array(body))
         guard status == 200 else {
-            throw GRPCError(
-                method: "etcd range", target: endpoint, status: nil,
-                message: "HTTP \(status): \(String(decoding: bytes.prefix(200), as: UTF8.self))")
+            throw TransportError(
+                .httpStatus(status), method: "etcd range", target: endpoint,
+                message: String(decoding: bytes.prefix(200), as: UTF8.self))
         }
         let response = try JSONDecoder().decode(RangeResponse.self, from: Data(bytes))
         return (response.kvs ?? []).compactMap { kv in

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// Milvus's public API (the proxy's gRPC port, default 127.0.0.1:19530), for what the log cannot tell:
 /// schemas of collections whose CreateCollection left the log, replicas and their shard leaders.
@@ -6,18 +10,14 @@ public final class MilvusClient: Sendable {
     private let grpc: GRPCClient
     public var target: String { grpc.target }
 
-    public init(target: String) {
-        grpc = GRPCClient(target: target)
+    public init(target: String, transport: any GRPCTransport = CurlTransport.shared) {
+        grpc = GRPCClient(target: target, transport: transport)
     }
 
     static let service = "milvus.proto.milvus.MilvusService"
 
     func check(_ status: Milvus_Proto_Milvus_Status, _ method: String) throws {
-        if status.errorCode != 0 || status.code != 0 {
-            throw GRPCError(
-                method: method, target: target, status: nil,
-                message: "Milvus error \(status.errorCode)/\(status.code): \(status.reason)")
-        }
+        try MilvusError.check(status, method: method, target: target)
     }
 
     /// Schema, channels and name of one collection, by id (or by name when `id` is nil).

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 import Synchronization
 
 /// One replica of a collection as Milvus reports it: its nodes and, per shard, the leader to ask.
@@ -8,6 +12,12 @@ public struct ReplicaInfo: Sendable, Equatable {
         public var leaderID: Int64
         public var leaderAddress: String
         public var nodeIDs: [Int64]
+        public init(vchannel: String, leaderID: Int64, leaderAddress: String, nodeIDs: [Int64]) {
+            self.vchannel = vchannel
+            self.leaderID = leaderID
+            self.leaderAddress = leaderAddress
+            self.nodeIDs = nodeIDs
+        }
     }
     public var id: Int64
     public var collectionID: Int64
@@ -15,6 +25,13 @@ public struct ReplicaInfo: Sendable, Equatable {
     public var shards: [Shard]
     /// Why the topology is incomplete (e.g. a node without a session), when it is.
     public var note: String? = nil
+    public init(id: Int64, collectionID: Int64, nodeIDs: [Int64], shards: [Shard], note: String? = nil) {
+        self.id = id
+        self.collectionID = collectionID
+        self.nodeIDs = nodeIDs
+        self.shards = shards
+        self.note = note
+    }
 }
 
 /// A row as one replica serves it.
@@ -35,16 +52,25 @@ public struct ReplicaRow: Sendable, Equatable, Hashable {
 public final class ReplicaReader: Sendable {
     private let milvus: GRPCClient
     private let etcd: MilvusEtcd?
-    let requestIDs = RequestIDs()
+    let requestIDs: RequestIDs
 
     /// `etcd`: where to find replicas and QueryNode addresses when the proxy cannot list them.
-    public init(milvus target: String, etcd: MilvusEtcd? = nil) {
-        milvus = GRPCClient(target: target)
+    /// `transport`: how gRPC calls travel (libcurl unless a test swaps it); `clock` seeds request ids.
+    public init(
+        milvus target: String, etcd: MilvusEtcd? = nil, transport: any GRPCTransport = CurlTransport.shared,
+        clock: any AuditorClock = SystemClock()
+    ) {
+        milvus = GRPCClient(target: target, transport: transport)
+        self.transport = transport
         self.etcd = etcd
+        requestIDs = RequestIDs(seed: clock.nowMs())
     }
 
+    let transport: any GRPCTransport
+
     final class RequestIDs: Sendable {
-        private let next = Mutex(Int64(Date().timeIntervalSince1970 * 1000) << 16)
+        private let next: Mutex<Int64>
+        init(seed: Int64) { next = Mutex(seed << 16) }
         func take() -> Int64 {
             next.withLock {
                 $0 += 1; return $0
@@ -55,8 +81,10 @@ public final class ReplicaReader: Sendable {
     public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
         do {
             return try await publicReplicas(collectionID: collectionID)
-        } catch let error as GRPCError where error.message.hasPrefix("Milvus error") {
-            guard let etcd, !error.message.contains("replica not found"), !error.message.contains("not loaded"),
+        } catch let error as MilvusError where error.status != nil {
+            // Milvus answered but could not list every replica (2.3.5 fails GetReplicas as a whole when one
+            // replica has no available node): ask etcd — unless the collection is simply not loaded.
+            guard let etcd, error.status?.error?.meansNotLoaded != true,
                 case let fromEtcd = try await replicasFromEtcd(etcd, collectionID: collectionID), !fromEtcd.isEmpty
             else { throw error }
             return fromEtcd
@@ -69,11 +97,7 @@ public final class ReplicaReader: Sendable {
         request.withShardNodes = true
         let response = try await milvus.unary(
             "milvus.proto.milvus.MilvusService/GetReplicas", request, as: Milvus_Proto_Milvus_GetReplicasResponse.self)
-        if response.status.errorCode != 0 || response.status.code != 0 {
-            throw GRPCError(
-                method: "GetReplicas", target: milvus.target, status: nil,
-                message: "Milvus error \(response.status.errorCode)/\(response.status.code): \(response.status.reason)")
-        }
+        try MilvusError.check(response.status, method: "GetReplicas", target: milvus.target)
         return response.replicas.map { replica in
             ReplicaInfo(
                 id: replica.replicaID, collectionID: replica.collectionID, nodeIDs: replica.nodeIds,
@@ -88,16 +112,12 @@ public final class ReplicaReader: Sendable {
     func send(_ request: ReplicaRequest, to address: String, timeout: Duration) async throws
         -> Milvus_Proto_Query_RetrieveResults
     {
-        let node = GRPCClient(target: address)
+        let node = GRPCClient(target: address, transport: transport)
         let results = try await node.unary(
             "milvus.proto.query.QueryNode/Query", request.queryRequest(requestID: requestIDs.take()),
             as: Milvus_Proto_Query_RetrieveResults.self, timeout: timeout,
             metadata: ["serverid": String(request.leaderID)])
-        if results.status.errorCode != 0 || results.status.code != 0 {
-            throw GRPCError(
-                method: "QueryNode/Query", target: address, status: nil,
-                message: "Milvus error \(results.status.errorCode)/\(results.status.code): \(results.status.reason)")
-        }
+        try MilvusError.check(results.status, method: "QueryNode/Query", target: address)
         return results
     }
 
@@ -172,6 +192,11 @@ public struct HashedRow: Sendable, Equatable, Hashable {
     public var pk: PrimaryKey
     public var ts: UInt64
     public var rowHash: UInt64
+    public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64) {
+        self.pk = pk
+        self.ts = ts
+        self.rowHash = rowHash
+    }
 }
 
 extension ReplicaReader {
@@ -182,7 +207,7 @@ extension ReplicaReader {
         maxRows: Int? = nil, pageSize: Int = 500, timeout: Duration = .seconds(30)
     ) async throws -> [HashedRow] {
         guard let pk = schema.primaryKey else {
-            throw GRPCError(method: "fullRows", target: shard.leaderAddress, status: nil, message: "schema has no pk")
+            throw MilvusError(.schemaWithoutPrimaryKey, method: "fullRows", target: shard.leaderAddress)
         }
         var builder = RowHashBuilder(capacity: 16 * 1024)
         return try await pages(from: shard, after: start, maxRows: maxRows, pageSize: pageSize, timeout: timeout) {

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// The only way auditd builds a request to a QueryNode. Two malformed requests crash a 2.3.5 QueryNode
 /// (plan/is_count disagreement; an empty plan) and others silently return nothing (pk missing from an

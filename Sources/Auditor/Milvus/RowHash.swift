@@ -1,5 +1,8 @@
-import CXXHash
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// Builds the canonical byte string of one row and hashes it with XXH3-64 (seed 0).
 /// The layout is specified in docs/row-hash.md; keep the two in step (a version bump if it changes).
@@ -36,7 +39,7 @@ struct RowHashBuilder {
     }
 
     var hash: UInt64 {
-        bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+        bytes.withUnsafeBytes { XXH3.hash64($0) }
     }
 }
 
@@ -51,24 +54,5 @@ extension RowHashBuilder {
     mutating func appendScalarString(_ value: String) {
         var value = value
         value.withUTF8 { bytes.append(contentsOf: $0) }
-    }
-}
-
-/// XXH3-64 of arbitrary bytes (seed 0), exposed for tools and tests.
-public enum XXH3 {
-    public static func hash64(_ bytes: [UInt8]) -> UInt64 {
-        bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
-    }
-    public static var libraryVersion: String {
-        let v = XXH_versionNumber()
-        return "\(v / 10000).\((v / 100) % 100).\(v % 100)"
-    }
-}
-
-extension UInt64 {
-    /// 16 lowercase hex digits, the form row hashes take in JSON and reports.
-    public var hex16: String {
-        let digits = String(self, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

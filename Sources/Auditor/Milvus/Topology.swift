@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 
 /// What one shard leader says it serves for a vchannel (its `GetDataDistribution` leader view).
 public struct LeaderView: Sendable, Equatable {
@@ -50,16 +54,12 @@ extension ReplicaReader: ReplicaSource {
         var request = Milvus_Proto_Query_GetDataDistributionRequest()
         request.base.targetID = nodeID
         request.base.msgID = requestIDs.take()
-        let node = GRPCClient(target: address)
+        let node = GRPCClient(target: address, transport: transport)
         let response = try await node.unary(
             "milvus.proto.query.QueryNode/GetDataDistribution", request,
             as: Milvus_Proto_Query_GetDataDistributionResponse.self, timeout: timeout,
             metadata: ["serverid": String(nodeID)])
-        if response.status.errorCode != 0 || response.status.code != 0 {
-            throw GRPCError(
-                method: "QueryNode/GetDataDistribution", target: address, status: nil,
-                message: "Milvus error \(response.status.errorCode)/\(response.status.code): \(response.status.reason)")
-        }
+        try MilvusError.check(response.status, method: "QueryNode/GetDataDistribution", target: address)
         return response
     }
 

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 
 /// Decodes Milvus 2.3–2.5 DML-topic records (value = one marshaled msgpb request, partition 0).

@@ -1,50 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Foundation
-
-/// A Milvus primary key: Int64 or VarChar.
-public enum PrimaryKey: Hashable, Sendable, Comparable, CustomStringConvertible {
-    case int(Int64)
-    case string(String)
-
-    public var description: String {
-        switch self {
-        case .int(let value): return String(value)
-        case .string(let value): return value
-        }
-    }
-
-    public static func < (lhs: PrimaryKey, rhs: PrimaryKey) -> Bool {
-        switch (lhs, rhs) {
-        case (.int(let a), .int(let b)): return a < b
-        case (.string(let a), .string(let b)): return a < b
-        case (.int, .string): return true
-        case (.string, .int): return false
-        }
-    }
-}
-
-/// Milvus hybrid (TSO) timestamp helpers: physical milliseconds << 18 | logical counter.
-public enum HybridTimestamp {
-    public static func physicalMilliseconds(_ ts: UInt64) -> Int64 { Int64(ts >> 18) }
-    public static func logical(_ ts: UInt64) -> UInt64 { ts & 0x3FFFF }
-    public static func compose(milliseconds: Int64, logical: UInt64 = 0) -> UInt64 {
-        (UInt64(max(0, milliseconds)) << 18) | (logical & 0x3FFFF)
-    }
-    /// ISO-8601 UTC with milliseconds, for humans.
-    public static func iso8601(_ ts: UInt64) -> String {
-        iso8601(milliseconds: physicalMilliseconds(ts))
-    }
-    public static func iso8601(milliseconds ms: Int64) -> String {
-        let seconds = Double(ms) / 1000
-        let date = Date(timeIntervalSince1970: seconds)
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let millis = Int(((ms % 1000) + 1000) % 1000)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0,
-            c.minute ?? 0, c.second ?? 0, millis)
-    }
-}
+import MilvusProto
 
 /// Milvus data types (schema.proto numbering).
 public enum MilvusDataType: Int, Sendable, Hashable, CustomStringConvertible {
@@ -156,6 +114,12 @@ public struct InsertedRow: Sendable, Equatable {
     public var rowID: Int64
     /// XXH3-64 over the row's canonical field encoding (docs/row-hash.md).
     public var rowHash: UInt64
+    public init(pk: PrimaryKey, ts: UInt64, rowID: Int64, rowHash: UInt64) {
+        self.pk = pk
+        self.ts = ts
+        self.rowID = rowID
+        self.rowHash = rowHash
+    }
 }
 
 public struct InsertMessage: Sendable, Equatable {
@@ -170,11 +134,29 @@ public struct InsertMessage: Sendable, Equatable {
     /// True when no schema was known and the pk column was inferred (lowest Int64/VarChar field id).
     public var pkInferred: Bool
     public var rows: [InsertedRow]
+    public init(
+        collectionID: Int64, collectionName: String, partitionID: Int64, partitionName: String, shard: String,
+        segmentID: Int64, pkFieldID: Int64, pkInferred: Bool, rows: [InsertedRow]
+    ) {
+        self.collectionID = collectionID
+        self.collectionName = collectionName
+        self.partitionID = partitionID
+        self.partitionName = partitionName
+        self.shard = shard
+        self.segmentID = segmentID
+        self.pkFieldID = pkFieldID
+        self.pkInferred = pkInferred
+        self.rows = rows
+    }
 }
 
 public struct DeletedKey: Sendable, Equatable {
     public var pk: PrimaryKey
     public var ts: UInt64
+    public init(pk: PrimaryKey, ts: UInt64) {
+        self.pk = pk
+        self.ts = ts
+    }
 }
 
 public struct DeleteMessage: Sendable, Equatable {
@@ -185,12 +167,28 @@ public struct DeleteMessage: Sendable, Equatable {
     public var partitionName: String
     public var shard: String
     public var keys: [DeletedKey]
+    public init(
+        collectionID: Int64, collectionName: String, partitionID: Int64, partitionName: String, shard: String,
+        keys: [DeletedKey]
+    ) {
+        self.collectionID = collectionID
+        self.collectionName = collectionName
+        self.partitionID = partitionID
+        self.partitionName = partitionName
+        self.shard = shard
+        self.keys = keys
+    }
 }
 
 public struct DropCollectionMessage: Sendable, Equatable {
     public var collectionID: Int64
     public var collectionName: String
     public var dbName: String
+    public init(collectionID: Int64, collectionName: String, dbName: String) {
+        self.collectionID = collectionID
+        self.collectionName = collectionName
+        self.dbName = dbName
+    }
 }
 
 public struct PartitionMessage: Sendable, Equatable {
@@ -198,6 +196,12 @@ public struct PartitionMessage: Sendable, Equatable {
     public var collectionName: String
     public var partitionID: Int64
     public var partitionName: String
+    public init(collectionID: Int64, collectionName: String, partitionID: Int64, partitionName: String) {
+        self.collectionID = collectionID
+        self.collectionName = collectionName
+        self.partitionID = partitionID
+        self.partitionName = partitionName
+    }
 }
 
 /// What one Kafka record of a Milvus DML topic means.
@@ -260,4 +264,12 @@ public struct WALMessage: Sendable, Equatable {
     public var ts: UInt64
     public var sourceID: Int64
     public var body: WALBody
+    public init(pchannel: String, offset: Int64, kafkaTimestampMs: Int64?, ts: UInt64, sourceID: Int64, body: WALBody) {
+        self.pchannel = pchannel
+        self.offset = offset
+        self.kafkaTimestampMs = kafkaTimestampMs
+        self.ts = ts
+        self.sourceID = sourceID
+        self.body = body
+    }
 }

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorTransport
 import Logging
+import MilvusProto
 
 /// Follows every Milvus pchannel (`<prefix>_N`, partition 0) in a Kafka log and decodes its records.
 /// Used by `auditd tail`, the shadow ingester and the tests through the library API.

@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorMilvus
+import AuditorShadow
 import Foundation
 
 /// Renders `auditd report`: per collection and per pchannel, text or JSON.
@@ -7,10 +10,13 @@ public enum ShadowReport {
     /// `auditd report`'s exit code: 1 confirmed findings open; 2 something could not be audited (Kafka
     /// unreachable, a replica unavailable or still recovering, history incomplete); 0 clean.
     public static func exitCode(_ s: ShadowSummary) -> Int32 {
-        let open = s.findings.filter { $0.state != "resolved" }
-        if open.contains(where: { $0.state == "confirmed" }) { return 1 }
+        let open = s.findings.filter { $0.state != .resolved }
+        if open.contains(where: { $0.state == .confirmed }) { return 1 }
         if s.kafkaUnreachableSinceMs != nil { return 2 }
-        if open.contains(where: { $0.kind == "replica_unavailable" || $0.kind == "catchup_unfinished" }) { return 2 }
+        if open.contains(where: { $0.kind == .replica(.replicaUnavailable) || $0.kind == .replica(.catchupUnfinished) })
+        {
+            return 2
+        }
         if s.collections.contains(where: { $0.state == "live" && $0.history.hasPrefix("incomplete") }) { return 2 }
         return 0
     }
@@ -21,7 +27,7 @@ public enum ShadowReport {
         return max(0, Double(nowMs - HybridTimestamp.physicalMilliseconds(checkpoint.tickTs)) / 1000)
     }
 
-    public static func json(_ s: ShadowSummary, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+    public static func json(_ s: ShadowSummary, nowMs: Int64) -> String {
         let collections = s.collections.map { c -> String in
             var o = JSONLine()
             o.string("name", c.name)
@@ -57,19 +63,19 @@ public enum ShadowReport {
         }
         let findings = s.findings.map { f -> String in
             var o = JSONLine()
-            o.string("kind", f.kind)
-            o.string("state", f.state)
+            o.string("kind", f.kind.rawValue)
+            o.string("state", f.state.rawValue)
             if let p = f.pchannel { o.string("pchannel", p) } else { o.null("pchannel") }
             if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
             if let replica = f.replicaID { o.int("replica", replica) } else { o.null("replica") }
             if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
             o.raw("pks", f.pksJSON ?? "[]")
             o.int("pk_count", f.pkCount ?? 0)
-            if let leaders = f.leaders, !leaders.isEmpty {
+            if !f.leaders.isEmpty {
                 o.raw(
                     "leaders",
                     "{"
-                        + ShadowStore.parseLeaders(leaders).sorted { $0.key < $1.key }.map {
+                        + f.leaders.sorted { $0.key < $1.key }.map {
                             "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))"
                         }.joined(separator: ",") + "}")
             }
@@ -94,7 +100,7 @@ public enum ShadowReport {
             o.int("collection", c.collectionID)
             o.int("last_sweep_ms", c.sweepMs)
             o.int("ts", c.timestamp)
-            o.string("mode", c.mode)
+            o.string("mode", c.mode.rawValue)
             o.int("rows", c.rows)
             o.int("replicas", c.replicas)
             o.int("replicas_total", c.replicasTotal)
@@ -111,7 +117,7 @@ public enum ShadowReport {
             + "\"unreachable_since_ms\":\(s.kafkaUnreachableSinceMs.map(String.init) ?? "null")}}"
     }
 
-    public static func text(_ s: ShadowSummary, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+    public static func text(_ s: ShadowSummary, nowMs: Int64) -> String {
         var lines: [String] = ["collections:"]
         if s.collections.isEmpty { lines.append("  (none seen yet)") }
         for c in s.collections {
@@ -135,7 +141,7 @@ public enum ShadowReport {
                     + (p.tickTs > 0 ? " (\(HybridTimestamp.iso8601(p.tickTs)))" : "")
                     + (p.epoch > 0 ? ", epoch \(p.epoch)" : ""))
         }
-        let open = s.findings.filter { $0.state != "resolved" }.count
+        let open = s.findings.filter { $0.state != .resolved }.count
         lines.append(
             "findings: \(s.findings.isEmpty ? "none" : "\(open) open, \(s.findings.count - open) resolved")")
         for f in s.findings {
@@ -143,9 +149,9 @@ public enum ShadowReport {
             if let c = f.collectionID { where_ += " collection \(c)" }
             if let r = f.replicaID { where_ += " replica \(r) node \(f.nodeIDs ?? "?")" }
             var line =
-                "  [\(f.state)] \(f.kind)\(where_.isEmpty ? "" : " " + where_.trimmingCharacters(in: .whitespaces)): \(f.detail)"
+                "  [\(f.state.rawValue)] \(f.kind.rawValue)\(where_.isEmpty ? "" : " " + where_.trimmingCharacters(in: .whitespaces)): \(f.detail)"
             if let pks = f.pksJSON, pks != "[]" { line += " pks \(pks)" }
-            if let leaders = f.leaders, !leaders.isEmpty { line += " leaders \(leaders)" }
+            if !f.leaders.isEmpty { line += " leaders \(ShardLeaders.format(f.leaders))" }
             if let resolved = f.resolvedMs { line += " (resolved \(iso(resolved)))" }
             lines.append(line)
         }
@@ -155,7 +161,7 @@ public enum ShadowReport {
             let name = s.collections.first { $0.id == c.collectionID }?.name ?? "?"
             lines.append(
                 "  \(name) (\(c.collectionID)): last complete sweep \(iso(c.sweepMs)) at T \(c.timestamp), "
-                    + "\(c.mode) mode, \(c.replicas) of \(c.replicasTotal) replicas, \(c.rows) rows, "
+                    + "\(c.mode.rawValue) mode, \(c.replicas) of \(c.replicasTotal) replicas, \(c.rows) rows, "
                     + "\(c.buckets) buckets, " + String(format: "%.2f s", c.seconds))
         }
         lines.append("quarantined records: \(s.quarantined)")

@@ -1,3 +1,7 @@
+import AuditorCore
+import AuditorMilvus
+import AuditorShadow
+
 /// Renders decoded WAL messages for `auditd tail`: one text line per message, or JSON lines
 /// (one object per inserted/deleted row, one per other message).
 public struct TailFormatter: Sendable {
@@ -13,7 +17,7 @@ public struct TailFormatter: Sendable {
         self.showTimeTicks = showTimeTicks
     }
 
-    func matches(_ body: WALBody) -> Bool {
+    public func matches(_ body: WALBody) -> Bool {
         guard let collection else { return true }
         if let id = body.collectionID, String(id) == collection { return true }
         if let name = body.collectionName, !name.isEmpty, name == collection { return true }

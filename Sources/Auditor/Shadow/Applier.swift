@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import Foundation
 import GRDB
 
@@ -8,8 +11,11 @@ struct Applier {
     var cache: ShadowStore.WriteCache
     let buckets: Int
     let pchannel: String
+    /// Wall time of this transaction (Unix ms): when quarantined records and log findings were seen.
+    let nowMs: Int64
 
-    init(db: Database, cache: ShadowStore.WriteCache, buckets: Int, pchannel: String) {
+    init(db: Database, cache: ShadowStore.WriteCache, buckets: Int, pchannel: String, nowMs: Int64) {
+        self.nowMs = nowMs
         self.db = db
         self.cache = cache
         self.buckets = buckets
@@ -278,7 +284,7 @@ struct Applier {
             sql: "INSERT OR IGNORE INTO quarantine (pchannel, off, reason, bytes, seen_ms) VALUES (?, ?, ?, ?, ?)",
             arguments: [
                 pchannel, record.offset, record.reason, record.bytes.map { Data($0) },
-                Int64(Date().timeIntervalSince1970 * 1000),
+                nowMs,
             ])
         // Every collection this pchannel carries may have lost a change: taint them from here on.
         try db.execute(
@@ -297,7 +303,7 @@ struct Applier {
                 """,
             arguments: [
                 finding.kind.rawValue, finding.pchannel, finding.collectionID, finding.fromOffset, finding.toOffset,
-                finding.detail, Int64(Date().timeIntervalSince1970 * 1000),
+                finding.detail, nowMs,
             ])
     }
 }

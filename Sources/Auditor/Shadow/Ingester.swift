@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import Foundation
 import Logging
 

@@ -1,4 +1,6 @@
-import CXXHash
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 
 /// How the shadow identifies rows: pk bytes, segment-hash buckets and per-version hashes.
 ///
@@ -28,7 +30,7 @@ public enum ShadowHashing {
     }
 
     public static func bucket(pkBytes: [UInt8], buckets: Int) -> Int {
-        let h = pkBytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+        let h = pkBytes.withUnsafeBytes { XXH3.hash64($0) }
         return Int(h % UInt64(buckets))
     }
 
@@ -36,6 +38,6 @@ public enum ShadowHashing {
         var bytes = pkBytes
         withUnsafeBytes(of: ts.littleEndian) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: rowHash.littleEndian) { bytes.append(contentsOf: $0) }
-        return bytes.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
+        return bytes.withUnsafeBytes { XXH3.hash64($0) }
     }
 }

@@ -1,3 +1,7 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+
 /// Per-pchannel progress, committed in the same transaction as the rows it produced.
 public struct ChannelCheckpoint: Sendable, Equatable {
     public var pchannel: String
@@ -36,38 +40,6 @@ public struct QuarantinedRecord: Sendable, Equatable {
     public var bytes: [UInt8]?
 }
 
-/// Something wrong with the log itself (as opposed to a replica): gaps, regressions, retention loss.
-public struct LogFinding: Sendable, Equatable {
-    public enum Kind: String, Sendable {
-        /// Offsets skipped inside a log that auditd was reading.
-        case logGap = "log_gap"
-        /// The broker's log ends before offsets auditd already consumed (a wiped or replaced log).
-        case logRegression = "log_regression"
-        /// Messages removed by retention before auditd read them.
-        case retentionLoss = "retention_loss"
-        case undecodable
-    }
-
-    public var kind: Kind
-    public var pchannel: String
-    public var collectionID: Int64?
-    public var fromOffset: Int64?
-    public var toOffset: Int64?
-    public var detail: String
-
-    public init(
-        kind: Kind, pchannel: String, collectionID: Int64? = nil, fromOffset: Int64? = nil, toOffset: Int64? = nil,
-        detail: String
-    ) {
-        self.kind = kind
-        self.pchannel = pchannel
-        self.collectionID = collectionID
-        self.fromOffset = fromOffset
-        self.toOffset = toOffset
-        self.detail = detail
-    }
-}
-
 /// One atomic step of the shadow: the records of one closed time-tick window of one pchannel, in
 /// apply order, with the checkpoint that follows them.
 public struct ShadowBatch: Sendable {
@@ -94,10 +66,16 @@ public struct ShadowConfiguration: Sendable {
     public var buckets: Int
     /// How long tombstones are kept (default 7 days, the seed's Kafka retention).
     public var tombstoneRetention: Duration
+    /// Wall time of quarantined records and log findings.
+    public var clock: any AuditorClock
 
-    public init(buckets: Int = 4096, tombstoneRetention: Duration = .seconds(7 * 24 * 3600)) {
+    public init(
+        buckets: Int = 4096, tombstoneRetention: Duration = .seconds(7 * 24 * 3600),
+        clock: any AuditorClock = SystemClock()
+    ) {
         self.buckets = buckets
         self.tombstoneRetention = tombstoneRetention
+        self.clock = clock
     }
 }
 
@@ -114,8 +92,8 @@ public struct ShadowSummary: Sendable {
         public var taintedFrom: (pchannel: String, offset: Int64)?
     }
     public struct Finding: Sendable {
-        public var kind: String
-        public var state: String
+        public var kind: FindingKind
+        public var state: FindingState
         public var pchannel: String?
         public var collectionID: Int64?
         public var fromOffset: Int64?
@@ -134,8 +112,8 @@ public struct ShadowSummary: Sendable {
         /// Catch-up window (Unix ms): first seen recovering, and when it matched (nil: not yet).
         public var windowStartMs: Int64? = nil
         public var windowEndMs: Int64? = nil
-        /// "vchannel=nodeID@address,…": the shard leaders that answered.
-        public var leaders: String? = nil
+        /// The shard leaders that answered: vchannel → "nodeID@address".
+        public var leaders: [String: String] = [:]
     }
     public var collections: [Collection]
     public var pchannels: [ChannelCheckpoint]
@@ -145,52 +123,4 @@ public struct ShadowSummary: Sendable {
     public var kafkaUnreachableSinceMs: Int64? = nil
     /// The last complete audit sweep of each collection.
     public var coverage: [AuditCoverage] = []
-}
-
-/// A finding's place in its lifecycle.
-public enum FindingState: String, Sendable {
-    case suspected, confirmed, resolved
-}
-
-/// One finding of an audit round with the state the round gave it.
-public struct AuditRecord: Sendable {
-    public var finding: ReplicaFinding
-    public var state: FindingState
-    public init(_ finding: ReplicaFinding, _ state: FindingState) {
-        self.finding = finding
-        self.state = state
-    }
-}
-
-/// What one complete sweep of a collection covered.
-public struct AuditCoverage: Sendable, Equatable {
-    public var collectionID: Int64
-    public var sweepMs: Int64
-    /// The cut T the replicas were read at.
-    public var timestamp: UInt64
-    public var mode: String
-    /// Rows read, summed over replicas.
-    public var rows: Int
-    /// Replicas read completely, of all replicas listed.
-    public var replicas: Int
-    public var replicasTotal: Int
-    public var buckets: Int
-    public var seconds: Double
-    /// Sample mode: the slice read in full in this sweep.
-    public var slice: Int?
-    public init(
-        collectionID: Int64, sweepMs: Int64, timestamp: UInt64, mode: String, rows: Int, replicas: Int,
-        replicasTotal: Int, slice: Int? = nil, buckets: Int, seconds: Double
-    ) {
-        self.slice = slice
-        self.collectionID = collectionID
-        self.sweepMs = sweepMs
-        self.timestamp = timestamp
-        self.mode = mode
-        self.rows = rows
-        self.replicas = replicas
-        self.replicasTotal = replicasTotal
-        self.buckets = buckets
-        self.seconds = seconds
-    }
 }

@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import Foundation
 import GRDB
 
@@ -103,18 +106,21 @@ extension ShadowStore {
             }
             let findings = try Row.fetchAll(db, sql: "SELECT * FROM findings ORDER BY id").map { row in
                 ShadowSummary.Finding(
-                    kind: row["kind"], state: row["state"], pchannel: row["pchannel"],
+                    kind: FindingKind(rawValue: row["kind"]),
+                    state: FindingState(rawValue: row["state"]) ?? .suspected, pchannel: row["pchannel"],
                     collectionID: row["collection_id"], fromOffset: row["from_offset"], toOffset: row["to_offset"],
                     detail: row["detail"], firstSeenMs: row["first_seen_ms"], replicaID: row["replica_id"],
                     nodeIDs: row["node_ids"], pksJSON: row["pks"], pkCount: row["pk_count"],
                     ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) }, lastSeenMs: row["last_seen_ms"],
                     confirmedMs: row["confirmed_ms"], resolvedMs: row["resolved_ms"],
-                    windowStartMs: row["window_start_ms"], windowEndMs: row["window_end_ms"], leaders: row["leaders"])
+                    windowStartMs: row["window_start_ms"], windowEndMs: row["window_end_ms"],
+                    leaders: (row["leaders"] as String?).map(ShardLeaders.parse) ?? [:])
             }
             let coverage = try Row.fetchAll(db, sql: "SELECT * FROM coverage ORDER BY collection_id").map { row in
                 AuditCoverage(
                     collectionID: row["collection_id"], sweepMs: row["sweep_ms"],
-                    timestamp: UInt64(bitPattern: row["ts"]), mode: row["mode"], rows: row["rows"],
+                    timestamp: UInt64(bitPattern: row["ts"]), mode: AuditMode(rawValue: row["mode"]) ?? .pk,
+                    rows: row["rows"],
                     replicas: row["replicas"], replicasTotal: row["replicas_total"], slice: row["slice"],
                     buckets: row["buckets"], seconds: row["seconds"])
             }
@@ -159,7 +165,7 @@ extension ShadowStore {
                 let finding = record.finding
                 let key = "\(finding.kind.rawValue)/\(finding.collectionID)/\(finding.replicaID)"
                 let state = record.state.rawValue
-                let leaders = Self.formatLeaders(finding.leaders)
+                let leaders = ShardLeaders.format(finding.leaders)
                 let arguments: [(any DatabaseValueConvertible)?] = [
                     state, finding.evidence, finding.nodeIDs.map(String.init).joined(separator: ","),
                     Self.pksJSON(finding.pks), finding.pkCount, Int64(bitPattern: finding.timestamp), nowMs,
@@ -204,7 +210,7 @@ extension ShadowStore {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        c.collectionID, c.sweepMs, Int64(bitPattern: c.timestamp), c.mode, c.rows, c.replicas,
+                        c.collectionID, c.sweepMs, Int64(bitPattern: c.timestamp), c.mode.rawValue, c.rows, c.replicas,
                         c.replicasTotal, c.buckets, c.seconds, c.slice,
                     ])
             }
@@ -227,7 +233,7 @@ extension ShadowStore {
                 arguments: [collectionID])
             {
                 let text: String = row["leaders"]
-                result[row["replica_id"]] = Self.parseLeaders(text)
+                result[row["replica_id"]] = ShardLeaders.parse(text)
             }
             return result
         }
@@ -238,22 +244,9 @@ extension ShadowStore {
             for (replica, map) in leaders where !map.isEmpty {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO replica_topology VALUES (?, ?, ?, ?)",
-                    arguments: [collectionID, replica, Self.formatLeaders(map), nowMs])
+                    arguments: [collectionID, replica, ShardLeaders.format(map), nowMs])
             }
         }
-    }
-
-    static func formatLeaders(_ leaders: [String: String]) -> String {
-        leaders.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-    }
-
-    static func parseLeaders(_ text: String) -> [String: String] {
-        var map: [String: String] = [:]
-        for pair in text.split(separator: ",") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            if kv.count == 2 { map[kv[0]] = kv[1] }
-        }
-        return map
     }
 
     /// The open (not resolved) replica findings of a collection: when each was first seen.

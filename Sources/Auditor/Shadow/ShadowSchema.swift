@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import GRDB
 
 /// The shadow's SQLite schema: append-only, named migrations.

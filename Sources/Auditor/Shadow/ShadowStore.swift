@@ -1,3 +1,6 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import Foundation
 import GRDB
 import Synchronization
@@ -128,7 +131,9 @@ public final class ShadowStore: Sendable {
                     for table in ["rows", "tombstones", "buckets"] {
                         try db.execute(sql: "DELETE FROM \(table) WHERE coll = ?", arguments: [coll])
                     }
-                    var apply = Applier(db: db, cache: cache, buckets: configuration.buckets, pchannel: "")
+                    var apply = Applier(
+                        db: db, cache: cache, buckets: configuration.buckets, pchannel: "",
+                        nowMs: configuration.clock.nowMs())
                     let insert = try db.cachedStatement(
                         sql:
                             "INSERT INTO rows (coll, pk, ts, seq, hash, part, shard, off) VALUES (?, ?, ?, ?, ?, 0, 0, -1)"
@@ -204,7 +209,8 @@ public final class ShadowStore: Sendable {
                     var working = cache
                     for batch in batches {
                         var apply = Applier(
-                            db: db, cache: working, buckets: configuration.buckets, pchannel: batch.pchannel)
+                            db: db, cache: working, buckets: configuration.buckets, pchannel: batch.pchannel,
+                            nowMs: configuration.clock.nowMs())
                         for message in batch.messages { try apply.apply(message) }
                         for record in batch.quarantine { try apply.quarantine(record) }
                         for finding in batch.findings { try apply.record(finding) }

@@ -1,3 +1,7 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+
 /// Self-checks of the shadow, and comparison of two shadows (e.g. after crashes vs a fresh replay).
 extension ShadowStore {
     /// Problems found: incremental bucket hashes that differ from a recomputation over the rows.

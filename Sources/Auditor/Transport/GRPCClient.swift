@@ -1,41 +1,104 @@
+import AuditorCore
 import CCurl
 import Dispatch
 import Foundation
 import SwiftProtobuf
 
-/// A gRPC error: transport failure (`status` nil) or a non-OK grpc-status with its message.
-public struct GRPCError: Error, Sendable, CustomStringConvertible {
+/// A failed call, typed by what went wrong on the way — never by its text.
+public struct TransportError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Our deadline passed (libcurl's timeout) or the server answered grpc-status 4 (DEADLINE_EXCEEDED).
+        case deadlineExceeded
+        /// No connection (refused, reset, unreachable) or grpc-status 14 (UNAVAILABLE).
+        case unavailable
+        /// Any other non-OK grpc-status.
+        case grpcStatus(Int)
+        /// A plain HTTP answer other than 200 (etcd's JSON gateway).
+        case httpStatus(Int)
+        /// An answer that is not a well-formed gRPC message (short, truncated, compressed, undecodable).
+        case malformedResponse
+    }
+
+    public var kind: Kind
     public var method: String
     public var target: String
-    /// grpc-status (4 = DEADLINE_EXCEEDED, 14 = UNAVAILABLE, …); nil for transport errors.
-    public var status: Int?
     public var message: String
-    public var description: String {
-        "grpc \(method) at \(target): " + (status.map { "status \($0): " } ?? "") + message
+
+    public init(_ kind: Kind, method: String, target: String, message: String) {
+        self.kind = kind
+        self.method = method
+        self.target = target
+        self.message = message
     }
-    public var isDeadlineExceeded: Bool { status == 4 || message.contains("Timeout") || message.contains("timed out") }
+
+    /// The grpc-status this failure maps to (4 for a deadline, 14 for no connection), nil for malformed answers.
+    public var grpcStatus: Int? {
+        switch kind {
+        case .deadlineExceeded: return 4
+        case .unavailable: return 14
+        case .grpcStatus(let status): return status
+        case .httpStatus, .malformedResponse: return nil
+        }
+    }
+
+    public var isDeadlineExceeded: Bool { kind == .deadlineExceeded }
+
+    public var description: String {
+        if case .httpStatus(let status) = kind { return "\(method) at \(target): HTTP \(status): \(message)" }
+        return "grpc \(method) at \(target): " + (grpcStatus.map { "status \($0): " } ?? "") + message
+    }
 }
 
-/// Unary gRPC calls over HTTP/2 with libcurl (prior knowledge, no TLS): the only libcurl user in auditd.
-/// Each call runs `curl_easy_perform` on a dedicated queue, never on Swift's cooperative pool.
-public final class GRPCClient: Sendable {
+/// How a unary gRPC call reaches a server: libcurl over HTTP/2 in production (`CurlTransport`); a test or an
+/// embedder may put anything that moves bytes in its place.
+public protocol GRPCTransport: Sendable {
+    /// Sends one serialized request to `method` at `target` (HOST:PORT); returns the serialized response.
+    func unary(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
+        async throws -> [UInt8]
+}
+
+/// Unary gRPC calls for one server, over a `GRPCTransport`; requests and answers as protobuf messages.
+public struct GRPCClient: Sendable {
     public let target: String
-    private let queue = DispatchQueue(label: "auditd.grpc", attributes: .concurrent)
+    public let transport: any GRPCTransport
 
-    public init(target: String) {
+    public init(target: String, transport: any GRPCTransport = CurlTransport.shared) {
         self.target = target
-        _ = Self.globalInitOnce
+        self.transport = transport
     }
-
-    static let globalInitOnce: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func unary<Response: SwiftProtobuf.Message>(
         _ method: String, _ request: some SwiftProtobuf.Message, as: Response.Type, timeout: Duration = .seconds(10),
         metadata: [String: String] = [:]
     ) async throws -> Response {
         let payload: [UInt8] = try request.serializedBytes()
-        let target = target
-        let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
+        let bytes = try await transport.unary(
+            target: target, method: method, payload: payload, timeout: timeout, metadata: metadata)
+        do {
+            return try Response(serializedBytes: bytes)
+        } catch {
+            throw TransportError(
+                .malformedResponse, method: method, target: target, message: "undecodable response: \(error)")
+        }
+    }
+}
+
+/// gRPC over HTTP/2 with libcurl (prior knowledge, no TLS): the only libcurl user in auditd. Each call runs
+/// `curl_easy_perform` on a dedicated queue, never on Swift's cooperative pool.
+public final class CurlTransport: GRPCTransport {
+    public static let shared = CurlTransport()
+    private let queue = DispatchQueue(label: "auditd.grpc", attributes: .concurrent)
+
+    public init() {
+        _ = Self.globalInitOnce
+    }
+
+    static let globalInitOnce: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public func unary(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
+        async throws -> [UInt8]
+    {
+        try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(
                     with: Result {
@@ -44,11 +107,6 @@ public final class GRPCClient: Sendable {
                     })
             }
         }
-        do {
-            return try Response(serializedBytes: bytes)
-        } catch {
-            throw GRPCError(method: method, target: target, status: nil, message: "undecodable response: \(error)")
-        }
     }
 
     /// Blocking: one HTTP/2 POST, the gRPC framing, grpc-status from the trailers.
@@ -56,7 +114,7 @@ public final class GRPCClient: Sendable {
         throws -> [UInt8]
     {
         guard let easy = CurlEasy() else {
-            throw GRPCError(method: method, target: target, status: nil, message: "curl_easy_init failed")
+            throw TransportError(.unavailable, method: method, target: target, message: "curl_easy_init failed")
         }
         var framed: [UInt8] = [0]
         let length = UInt32(payload.count)
@@ -74,26 +132,35 @@ public final class GRPCClient: Sendable {
             url: url, body: framed, headers: headerLines, http2: true, timeoutMs: ms + 1000,
             connectTimeoutMs: min(ms, 3000))
         guard code == CURLE_OK else {
-            let message = String(cString: curl_easy_strerror(code))
-            throw GRPCError(
-                method: method, target: target, status: code == CURLE_OPERATION_TIMEDOUT ? 4 : 14, message: message)
+            throw TransportError(
+                code == CURLE_OPERATION_TIMEDOUT ? .deadlineExceeded : .unavailable, method: method, target: target,
+                message: String(cString: curl_easy_strerror(code)))
         }
         if let status = exchange.headers["grpc-status"].flatMap(Int.init), status != 0 {
             let message = exchange.headers["grpc-message"].map { $0.removingPercentEncoding ?? $0 } ?? ""
-            throw GRPCError(method: method, target: target, status: status, message: message)
+            let kind: TransportError.Kind =
+                switch status {
+                case 4: .deadlineExceeded
+                case 14: .unavailable
+                default: .grpcStatus(status)
+                }
+            throw TransportError(kind, method: method, target: target, message: message)
         }
-        let body = exchange.body
-        guard body.count >= 5 else {
-            throw GRPCError(
-                method: method, target: target, status: nil, message: "short response (\(body.count) bytes)")
+        return try GRPCFrame.message(in: exchange.body, method: method, target: target)
+    }
+}
+
+/// The gRPC length-prefixed message framing of a response body.
+public enum GRPCFrame {
+    /// The one uncompressed message in `body`.
+    public static func message(in body: [UInt8], method: String, target: String) throws -> [UInt8] {
+        func malformed(_ message: String) -> TransportError {
+            TransportError(.malformedResponse, method: method, target: target, message: message)
         }
-        guard body[0] == 0 else {
-            throw GRPCError(method: method, target: target, status: nil, message: "compressed response not supported")
-        }
+        guard body.count >= 5 else { throw malformed("short response (\(body.count) bytes)") }
+        guard body[0] == 0 else { throw malformed("compressed response not supported") }
         let size = Int(body[1]) << 24 | Int(body[2]) << 16 | Int(body[3]) << 8 | Int(body[4])
-        guard body.count >= 5 + size else {
-            throw GRPCError(method: method, target: target, status: nil, message: "truncated response")
-        }
+        guard body.count >= 5 + size else { throw malformed("truncated response") }
         return Array(body[5..<(5 + size)])
     }
 }
@@ -189,7 +256,7 @@ public final class HTTPClient: Sendable {
     private let queue = DispatchQueue(label: "auditd.http", attributes: .concurrent)
 
     public init() {
-        _ = GRPCClient.globalInitOnce
+        _ = CurlTransport.globalInitOnce
     }
 
     /// POSTs `body` to `url`; returns the status code and the body. Transport failures throw.
@@ -200,16 +267,17 @@ public final class HTTPClient: Sendable {
                 continuation.resume(
                     with: Result {
                         guard let easy = CurlEasy() else {
-                            throw GRPCError(method: "POST", target: url, status: nil, message: "curl_easy_init failed")
+                            throw TransportError(
+                                .unavailable, method: "POST", target: url, message: "curl_easy_init failed")
                         }
                         let ms = max(1, Int(timeout.milliseconds))
                         let (code, exchange) = easy.post(
                             url: url, body: body, headers: ["content-type: application/json", "user-agent: auditd"],
                             http2: false, timeoutMs: ms, connectTimeoutMs: min(ms, 3000))
                         guard code == CURLE_OK else {
-                            throw GRPCError(
-                                method: "POST", target: url, status: nil,
-                                message: String(cString: curl_easy_strerror(code)))
+                            throw TransportError(
+                                code == CURLE_OPERATION_TIMEDOUT ? .deadlineExceeded : .unavailable, method: "POST",
+                                target: url, message: String(cString: curl_easy_strerror(code)))
                         }
                         var status = 0
                         easy.statusCode(&status)

@@ -1,4 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 
 /// A synthetic Milvus 2.3 DML log, byte-compatible with what proxies and rootcoord write: one collection

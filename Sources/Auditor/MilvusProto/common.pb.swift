@@ -29,8 +29,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+package nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
   case undefined // = 0
   case createCollection // = 100
   case dropCollection // = 101
@@ -45,11 +45,11 @@ nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIter
   case dataNodeTt // = 1208
   case UNRECOGNIZED(Int)
 
-  init() {
+  package init() {
     self = .undefined
   }
 
-  init?(rawValue: Int) {
+  package init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .undefined
     case 100: self = .createCollection
@@ -67,7 +67,7 @@ nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIter
     }
   }
 
-  var rawValue: Int {
+  package var rawValue: Int {
     switch self {
     case .undefined: return 0
     case .createCollection: return 100
@@ -86,7 +86,7 @@ nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIter
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Milvus_Proto_Common_MsgType] = [
+  package static let allCases: [Milvus_Proto_Common_MsgType] = [
     .undefined,
     .createCollection,
     .dropCollection,
@@ -103,99 +103,99 @@ nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIter
 
 }
 
-nonisolated struct Milvus_Proto_Common_ReplicateInfo: Sendable {
+package nonisolated struct Milvus_Proto_Common_ReplicateInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var isReplicate: Bool = false
+  package var isReplicate: Bool = false
 
-  var msgTimestamp: UInt64 = 0
+  package var msgTimestamp: UInt64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Common_MsgBase: Sendable {
+package nonisolated struct Milvus_Proto_Common_MsgBase: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var msgType: Milvus_Proto_Common_MsgType = .undefined
+  package var msgType: Milvus_Proto_Common_MsgType = .undefined
 
-  var msgID: Int64 = 0
+  package var msgID: Int64 = 0
 
-  var timestamp: UInt64 = 0
+  package var timestamp: UInt64 = 0
 
-  var sourceID: Int64 = 0
+  package var sourceID: Int64 = 0
 
-  var targetID: Int64 = 0
+  package var targetID: Int64 = 0
 
-  var properties: Dictionary<String,String> = [:]
+  package var properties: Dictionary<String,String> = [:]
 
-  var replicateInfo: Milvus_Proto_Common_ReplicateInfo {
+  package var replicateInfo: Milvus_Proto_Common_ReplicateInfo {
     get {_replicateInfo ?? Milvus_Proto_Common_ReplicateInfo()}
     set {_replicateInfo = newValue}
   }
   /// Returns true if `replicateInfo` has been explicitly set.
-  var hasReplicateInfo: Bool {self._replicateInfo != nil}
+  package var hasReplicateInfo: Bool {self._replicateInfo != nil}
   /// Clears the value of `replicateInfo`. Subsequent reads from it will return its default value.
-  mutating func clearReplicateInfo() {self._replicateInfo = nil}
+  package mutating func clearReplicateInfo() {self._replicateInfo = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _replicateInfo: Milvus_Proto_Common_ReplicateInfo? = nil
 }
 
 /// Every msgpb request starts with `MsgBase base = 1`: parsing any of them as MsgHeader yields the type.
-nonisolated struct Milvus_Proto_Common_MsgHeader: Sendable {
+package nonisolated struct Milvus_Proto_Common_MsgHeader: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Common_KeyValuePair: Sendable {
+package nonisolated struct Milvus_Proto_Common_KeyValuePair: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var key: String = String()
+  package var key: String = String()
 
-  var value: String = String()
+  package var value: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Common_Blob: Sendable {
+package nonisolated struct Milvus_Proto_Common_Blob: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var value: Data = Data()
+  package var value: Data = Data()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -203,14 +203,14 @@ nonisolated struct Milvus_Proto_Common_Blob: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.common"
 
 nonisolated extension Milvus_Proto_Common_MsgType: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0Undefined\0\u{2}d\u{1}CreateCollection\0\u{1}DropCollection\0\u{2}c\u{1}CreatePartition\0\u{1}DropPartition\0\u{2}G\u{3}Insert\0\u{1}Delete\0\u{1}Flush\0\u{2}\u{2}Upsert\0\u{2}f\u{1}Retrieve\0\u{2}v\u{a}TimeTick\0\u{2}\u{8}DataNodeTt\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0Undefined\0\u{2}d\u{1}CreateCollection\0\u{1}DropCollection\0\u{2}c\u{1}CreatePartition\0\u{1}DropPartition\0\u{2}G\u{3}Insert\0\u{1}Delete\0\u{1}Flush\0\u{2}\u{2}Upsert\0\u{2}f\u{1}Retrieve\0\u{2}v\u{a}TimeTick\0\u{2}\u{8}DataNodeTt\0")
 }
 
 nonisolated extension Milvus_Proto_Common_ReplicateInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ReplicateInfo"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}isReplicate\0\u{1}msgTimestamp\0")
+  package static let protoMessageName: String = _protobuf_package + ".ReplicateInfo"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}isReplicate\0\u{1}msgTimestamp\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -223,7 +223,7 @@ nonisolated extension Milvus_Proto_Common_ReplicateInfo: SwiftProtobuf.Message, 
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.isReplicate != false {
       try visitor.visitSingularBoolField(value: self.isReplicate, fieldNumber: 1)
     }
@@ -233,7 +233,7 @@ nonisolated extension Milvus_Proto_Common_ReplicateInfo: SwiftProtobuf.Message, 
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Common_ReplicateInfo, rhs: Milvus_Proto_Common_ReplicateInfo) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Common_ReplicateInfo, rhs: Milvus_Proto_Common_ReplicateInfo) -> Bool {
     if lhs.isReplicate != rhs.isReplicate {return false}
     if lhs.msgTimestamp != rhs.msgTimestamp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -242,10 +242,10 @@ nonisolated extension Milvus_Proto_Common_ReplicateInfo: SwiftProtobuf.Message, 
 }
 
 nonisolated extension Milvus_Proto_Common_MsgBase: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".MsgBase"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}msg_type\0\u{1}msgID\0\u{1}timestamp\0\u{1}sourceID\0\u{1}targetID\0\u{1}properties\0\u{1}replicateInfo\0")
+  package static let protoMessageName: String = _protobuf_package + ".MsgBase"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}msg_type\0\u{1}msgID\0\u{1}timestamp\0\u{1}sourceID\0\u{1}targetID\0\u{1}properties\0\u{1}replicateInfo\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -263,7 +263,7 @@ nonisolated extension Milvus_Proto_Common_MsgBase: SwiftProtobuf.Message, SwiftP
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -292,7 +292,7 @@ nonisolated extension Milvus_Proto_Common_MsgBase: SwiftProtobuf.Message, SwiftP
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Common_MsgBase, rhs: Milvus_Proto_Common_MsgBase) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Common_MsgBase, rhs: Milvus_Proto_Common_MsgBase) -> Bool {
     if lhs.msgType != rhs.msgType {return false}
     if lhs.msgID != rhs.msgID {return false}
     if lhs.timestamp != rhs.timestamp {return false}
@@ -306,10 +306,10 @@ nonisolated extension Milvus_Proto_Common_MsgBase: SwiftProtobuf.Message, SwiftP
 }
 
 nonisolated extension Milvus_Proto_Common_MsgHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".MsgHeader"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0")
+  package static let protoMessageName: String = _protobuf_package + ".MsgHeader"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -321,7 +321,7 @@ nonisolated extension Milvus_Proto_Common_MsgHeader: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -332,7 +332,7 @@ nonisolated extension Milvus_Proto_Common_MsgHeader: SwiftProtobuf.Message, Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Common_MsgHeader, rhs: Milvus_Proto_Common_MsgHeader) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Common_MsgHeader, rhs: Milvus_Proto_Common_MsgHeader) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -340,10 +340,10 @@ nonisolated extension Milvus_Proto_Common_MsgHeader: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Common_KeyValuePair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".KeyValuePair"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0")
+  package static let protoMessageName: String = _protobuf_package + ".KeyValuePair"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -356,7 +356,7 @@ nonisolated extension Milvus_Proto_Common_KeyValuePair: SwiftProtobuf.Message, S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
@@ -366,7 +366,7 @@ nonisolated extension Milvus_Proto_Common_KeyValuePair: SwiftProtobuf.Message, S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Common_KeyValuePair, rhs: Milvus_Proto_Common_KeyValuePair) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Common_KeyValuePair, rhs: Milvus_Proto_Common_KeyValuePair) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -375,10 +375,10 @@ nonisolated extension Milvus_Proto_Common_KeyValuePair: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Milvus_Proto_Common_Blob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Blob"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+  package static let protoMessageName: String = _protobuf_package + ".Blob"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -390,14 +390,14 @@ nonisolated extension Milvus_Proto_Common_Blob: SwiftProtobuf.Message, SwiftProt
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.value.isEmpty {
       try visitor.visitSingularBytesField(value: self.value, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Common_Blob, rhs: Milvus_Proto_Common_Blob) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Common_Blob, rhs: Milvus_Proto_Common_Blob) -> Bool {
     if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

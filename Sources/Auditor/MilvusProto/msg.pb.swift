@@ -27,17 +27,17 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Milvus_Proto_Msg_InsertDataVersion: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+package nonisolated enum Milvus_Proto_Msg_InsertDataVersion: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
   case rowBased // = 0
   case columnBased // = 1
   case UNRECOGNIZED(Int)
 
-  init() {
+  package init() {
     self = .rowBased
   }
 
-  init?(rawValue: Int) {
+  package init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .rowBased
     case 1: self = .columnBased
@@ -45,7 +45,7 @@ nonisolated enum Milvus_Proto_Msg_InsertDataVersion: SwiftProtobuf.Enum, Swift.C
     }
   }
 
-  var rawValue: Int {
+  package var rawValue: Int {
     switch self {
     case .rowBased: return 0
     case .columnBased: return 1
@@ -54,385 +54,385 @@ nonisolated enum Milvus_Proto_Msg_InsertDataVersion: SwiftProtobuf.Enum, Swift.C
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Milvus_Proto_Msg_InsertDataVersion] = [
+  package static let allCases: [Milvus_Proto_Msg_InsertDataVersion] = [
     .rowBased,
     .columnBased,
   ]
 
 }
 
-nonisolated struct Milvus_Proto_Msg_InsertRequest: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Msg_InsertRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var shardName: String {
+  package var shardName: String {
     get {_storage._shardName}
     set {_uniqueStorage()._shardName = newValue}
   }
 
-  var dbName: String {
+  package var dbName: String {
     get {_storage._dbName}
     set {_uniqueStorage()._dbName = newValue}
   }
 
-  var collectionName: String {
+  package var collectionName: String {
     get {_storage._collectionName}
     set {_uniqueStorage()._collectionName = newValue}
   }
 
-  var partitionName: String {
+  package var partitionName: String {
     get {_storage._partitionName}
     set {_uniqueStorage()._partitionName = newValue}
   }
 
-  var dbID: Int64 {
+  package var dbID: Int64 {
     get {_storage._dbID}
     set {_uniqueStorage()._dbID = newValue}
   }
 
-  var collectionID: Int64 {
+  package var collectionID: Int64 {
     get {_storage._collectionID}
     set {_uniqueStorage()._collectionID = newValue}
   }
 
-  var partitionID: Int64 {
+  package var partitionID: Int64 {
     get {_storage._partitionID}
     set {_uniqueStorage()._partitionID = newValue}
   }
 
-  var segmentID: Int64 {
+  package var segmentID: Int64 {
     get {_storage._segmentID}
     set {_uniqueStorage()._segmentID = newValue}
   }
 
-  var timestamps: [UInt64] {
+  package var timestamps: [UInt64] {
     get {_storage._timestamps}
     set {_uniqueStorage()._timestamps = newValue}
   }
 
-  var rowIds: [Int64] {
+  package var rowIds: [Int64] {
     get {_storage._rowIds}
     set {_uniqueStorage()._rowIds = newValue}
   }
 
-  var rowData: [Milvus_Proto_Common_Blob] {
+  package var rowData: [Milvus_Proto_Common_Blob] {
     get {_storage._rowData}
     set {_uniqueStorage()._rowData = newValue}
   }
 
-  var fieldsData: [Milvus_Proto_Schema_FieldData] {
+  package var fieldsData: [Milvus_Proto_Schema_FieldData] {
     get {_storage._fieldsData}
     set {_uniqueStorage()._fieldsData = newValue}
   }
 
-  var numRows: UInt64 {
+  package var numRows: UInt64 {
     get {_storage._numRows}
     set {_uniqueStorage()._numRows = newValue}
   }
 
-  var version: Milvus_Proto_Msg_InsertDataVersion {
+  package var version: Milvus_Proto_Msg_InsertDataVersion {
     get {_storage._version}
     set {_uniqueStorage()._version = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-nonisolated struct Milvus_Proto_Msg_DeleteRequest: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Msg_DeleteRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var shardName: String {
+  package var shardName: String {
     get {_storage._shardName}
     set {_uniqueStorage()._shardName = newValue}
   }
 
-  var dbName: String {
+  package var dbName: String {
     get {_storage._dbName}
     set {_uniqueStorage()._dbName = newValue}
   }
 
-  var collectionName: String {
+  package var collectionName: String {
     get {_storage._collectionName}
     set {_uniqueStorage()._collectionName = newValue}
   }
 
-  var partitionName: String {
+  package var partitionName: String {
     get {_storage._partitionName}
     set {_uniqueStorage()._partitionName = newValue}
   }
 
-  var dbID: Int64 {
+  package var dbID: Int64 {
     get {_storage._dbID}
     set {_uniqueStorage()._dbID = newValue}
   }
 
-  var collectionID: Int64 {
+  package var collectionID: Int64 {
     get {_storage._collectionID}
     set {_uniqueStorage()._collectionID = newValue}
   }
 
-  var partitionID: Int64 {
+  package var partitionID: Int64 {
     get {_storage._partitionID}
     set {_uniqueStorage()._partitionID = newValue}
   }
 
-  var int64PrimaryKeys: [Int64] {
+  package var int64PrimaryKeys: [Int64] {
     get {_storage._int64PrimaryKeys}
     set {_uniqueStorage()._int64PrimaryKeys = newValue}
   }
 
-  var timestamps: [UInt64] {
+  package var timestamps: [UInt64] {
     get {_storage._timestamps}
     set {_uniqueStorage()._timestamps = newValue}
   }
 
-  var numRows: Int64 {
+  package var numRows: Int64 {
     get {_storage._numRows}
     set {_uniqueStorage()._numRows = newValue}
   }
 
-  var primaryKeys: Milvus_Proto_Schema_IDs {
+  package var primaryKeys: Milvus_Proto_Schema_IDs {
     get {_storage._primaryKeys ?? Milvus_Proto_Schema_IDs()}
     set {_uniqueStorage()._primaryKeys = newValue}
   }
   /// Returns true if `primaryKeys` has been explicitly set.
-  var hasPrimaryKeys: Bool {_storage._primaryKeys != nil}
+  package var hasPrimaryKeys: Bool {_storage._primaryKeys != nil}
   /// Clears the value of `primaryKeys`. Subsequent reads from it will return its default value.
-  mutating func clearPrimaryKeys() {_uniqueStorage()._primaryKeys = nil}
+  package mutating func clearPrimaryKeys() {_uniqueStorage()._primaryKeys = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-nonisolated struct Milvus_Proto_Msg_MsgPosition: Sendable {
+package nonisolated struct Milvus_Proto_Msg_MsgPosition: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var channelName: String = String()
+  package var channelName: String = String()
 
-  var msgID: Data = Data()
+  package var msgID: Data = Data()
 
-  var msgGroup: String = String()
+  package var msgGroup: String = String()
 
-  var timestamp: UInt64 = 0
+  package var timestamp: UInt64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Msg_CreateCollectionRequest: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Msg_CreateCollectionRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var dbName: String {
+  package var dbName: String {
     get {_storage._dbName}
     set {_uniqueStorage()._dbName = newValue}
   }
 
-  var collectionName: String {
+  package var collectionName: String {
     get {_storage._collectionName}
     set {_uniqueStorage()._collectionName = newValue}
   }
 
-  var partitionName: String {
+  package var partitionName: String {
     get {_storage._partitionName}
     set {_uniqueStorage()._partitionName = newValue}
   }
 
-  var dbID: Int64 {
+  package var dbID: Int64 {
     get {_storage._dbID}
     set {_uniqueStorage()._dbID = newValue}
   }
 
-  var collectionID: Int64 {
+  package var collectionID: Int64 {
     get {_storage._collectionID}
     set {_uniqueStorage()._collectionID = newValue}
   }
 
-  var partitionID: Int64 {
+  package var partitionID: Int64 {
     get {_storage._partitionID}
     set {_uniqueStorage()._partitionID = newValue}
   }
 
-  var schema: Data {
+  package var schema: Data {
     get {_storage._schema}
     set {_uniqueStorage()._schema = newValue}
   }
 
-  var virtualChannelNames: [String] {
+  package var virtualChannelNames: [String] {
     get {_storage._virtualChannelNames}
     set {_uniqueStorage()._virtualChannelNames = newValue}
   }
 
-  var physicalChannelNames: [String] {
+  package var physicalChannelNames: [String] {
     get {_storage._physicalChannelNames}
     set {_uniqueStorage()._physicalChannelNames = newValue}
   }
 
-  var partitionIds: [Int64] {
+  package var partitionIds: [Int64] {
     get {_storage._partitionIds}
     set {_uniqueStorage()._partitionIds = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-nonisolated struct Milvus_Proto_Msg_DropCollectionRequest: Sendable {
+package nonisolated struct Milvus_Proto_Msg_DropCollectionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var dbID: Int64 = 0
+  package var dbID: Int64 = 0
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Msg_CreatePartitionRequest: Sendable {
+package nonisolated struct Milvus_Proto_Msg_CreatePartitionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var partitionName: String = String()
+  package var partitionName: String = String()
 
-  var dbID: Int64 = 0
+  package var dbID: Int64 = 0
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var partitionID: Int64 = 0
+  package var partitionID: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Msg_DropPartitionRequest: Sendable {
+package nonisolated struct Milvus_Proto_Msg_DropPartitionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var partitionName: String = String()
+  package var partitionName: String = String()
 
-  var dbID: Int64 = 0
+  package var dbID: Int64 = 0
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var partitionID: Int64 = 0
+  package var partitionID: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Msg_TimeTickMsg: Sendable {
+package nonisolated struct Milvus_Proto_Msg_TimeTickMsg: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
@@ -442,12 +442,12 @@ nonisolated struct Milvus_Proto_Msg_TimeTickMsg: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.msg"
 
 nonisolated extension Milvus_Proto_Msg_InsertDataVersion: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RowBased\0\u{1}ColumnBased\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RowBased\0\u{1}ColumnBased\0")
 }
 
 nonisolated extension Milvus_Proto_Msg_InsertRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".InsertRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}shardName\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{1}segmentID\0\u{1}timestamps\0\u{1}rowIDs\0\u{3}row_data\0\u{3}fields_data\0\u{3}num_rows\0\u{1}version\0")
+  package static let protoMessageName: String = _protobuf_package + ".InsertRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}shardName\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{1}segmentID\0\u{1}timestamps\0\u{1}rowIDs\0\u{3}row_data\0\u{3}fields_data\0\u{3}num_rows\0\u{1}version\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -500,7 +500,7 @@ nonisolated extension Milvus_Proto_Msg_InsertRequest: SwiftProtobuf.Message, Swi
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -529,7 +529,7 @@ nonisolated extension Milvus_Proto_Msg_InsertRequest: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -584,7 +584,7 @@ nonisolated extension Milvus_Proto_Msg_InsertRequest: SwiftProtobuf.Message, Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_InsertRequest, rhs: Milvus_Proto_Msg_InsertRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_InsertRequest, rhs: Milvus_Proto_Msg_InsertRequest) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -614,8 +614,8 @@ nonisolated extension Milvus_Proto_Msg_InsertRequest: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Msg_DeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}shardName\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{3}int64_primary_keys\0\u{1}timestamps\0\u{3}num_rows\0\u{3}primary_keys\0")
+  package static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}shardName\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{3}int64_primary_keys\0\u{1}timestamps\0\u{3}num_rows\0\u{3}primary_keys\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -662,7 +662,7 @@ nonisolated extension Milvus_Proto_Msg_DeleteRequest: SwiftProtobuf.Message, Swi
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -688,7 +688,7 @@ nonisolated extension Milvus_Proto_Msg_DeleteRequest: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -734,7 +734,7 @@ nonisolated extension Milvus_Proto_Msg_DeleteRequest: SwiftProtobuf.Message, Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_DeleteRequest, rhs: Milvus_Proto_Msg_DeleteRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_DeleteRequest, rhs: Milvus_Proto_Msg_DeleteRequest) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -761,10 +761,10 @@ nonisolated extension Milvus_Proto_Msg_DeleteRequest: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Msg_MsgPosition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".MsgPosition"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}channel_name\0\u{1}msgID\0\u{1}msgGroup\0\u{1}timestamp\0")
+  package static let protoMessageName: String = _protobuf_package + ".MsgPosition"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}channel_name\0\u{1}msgID\0\u{1}msgGroup\0\u{1}timestamp\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -779,7 +779,7 @@ nonisolated extension Milvus_Proto_Msg_MsgPosition: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.channelName.isEmpty {
       try visitor.visitSingularStringField(value: self.channelName, fieldNumber: 1)
     }
@@ -795,7 +795,7 @@ nonisolated extension Milvus_Proto_Msg_MsgPosition: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_MsgPosition, rhs: Milvus_Proto_Msg_MsgPosition) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_MsgPosition, rhs: Milvus_Proto_Msg_MsgPosition) -> Bool {
     if lhs.channelName != rhs.channelName {return false}
     if lhs.msgID != rhs.msgID {return false}
     if lhs.msgGroup != rhs.msgGroup {return false}
@@ -806,8 +806,8 @@ nonisolated extension Milvus_Proto_Msg_MsgPosition: SwiftProtobuf.Message, Swift
 }
 
 nonisolated extension Milvus_Proto_Msg_CreateCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{1}collectionName\0\u{1}partitionName\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{1}schema\0\u{1}virtualChannelNames\0\u{1}physicalChannelNames\0\u{1}partitionIDs\0")
+  package static let protoMessageName: String = _protobuf_package + ".CreateCollectionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{1}collectionName\0\u{1}partitionName\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0\u{1}schema\0\u{1}virtualChannelNames\0\u{1}physicalChannelNames\0\u{1}partitionIDs\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -852,7 +852,7 @@ nonisolated extension Milvus_Proto_Msg_CreateCollectionRequest: SwiftProtobuf.Me
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -877,7 +877,7 @@ nonisolated extension Milvus_Proto_Msg_CreateCollectionRequest: SwiftProtobuf.Me
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -920,7 +920,7 @@ nonisolated extension Milvus_Proto_Msg_CreateCollectionRequest: SwiftProtobuf.Me
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_CreateCollectionRequest, rhs: Milvus_Proto_Msg_CreateCollectionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_CreateCollectionRequest, rhs: Milvus_Proto_Msg_CreateCollectionRequest) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -946,10 +946,10 @@ nonisolated extension Milvus_Proto_Msg_CreateCollectionRequest: SwiftProtobuf.Me
 }
 
 nonisolated extension Milvus_Proto_Msg_DropCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DropCollectionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{1}collectionName\0\u{1}dbID\0\u{1}collectionID\0")
+  package static let protoMessageName: String = _protobuf_package + ".DropCollectionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{1}collectionName\0\u{1}dbID\0\u{1}collectionID\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -965,7 +965,7 @@ nonisolated extension Milvus_Proto_Msg_DropCollectionRequest: SwiftProtobuf.Mess
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -988,7 +988,7 @@ nonisolated extension Milvus_Proto_Msg_DropCollectionRequest: SwiftProtobuf.Mess
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_DropCollectionRequest, rhs: Milvus_Proto_Msg_DropCollectionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_DropCollectionRequest, rhs: Milvus_Proto_Msg_DropCollectionRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.collectionName != rhs.collectionName {return false}
@@ -1000,10 +1000,10 @@ nonisolated extension Milvus_Proto_Msg_DropCollectionRequest: SwiftProtobuf.Mess
 }
 
 nonisolated extension Milvus_Proto_Msg_CreatePartitionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CreatePartitionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0")
+  package static let protoMessageName: String = _protobuf_package + ".CreatePartitionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1021,7 +1021,7 @@ nonisolated extension Milvus_Proto_Msg_CreatePartitionRequest: SwiftProtobuf.Mes
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1050,7 +1050,7 @@ nonisolated extension Milvus_Proto_Msg_CreatePartitionRequest: SwiftProtobuf.Mes
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_CreatePartitionRequest, rhs: Milvus_Proto_Msg_CreatePartitionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_CreatePartitionRequest, rhs: Milvus_Proto_Msg_CreatePartitionRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.collectionName != rhs.collectionName {return false}
@@ -1064,10 +1064,10 @@ nonisolated extension Milvus_Proto_Msg_CreatePartitionRequest: SwiftProtobuf.Mes
 }
 
 nonisolated extension Milvus_Proto_Msg_DropPartitionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DropPartitionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0")
+  package static let protoMessageName: String = _protobuf_package + ".DropPartitionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{3}partition_name\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionID\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1085,7 +1085,7 @@ nonisolated extension Milvus_Proto_Msg_DropPartitionRequest: SwiftProtobuf.Messa
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1114,7 +1114,7 @@ nonisolated extension Milvus_Proto_Msg_DropPartitionRequest: SwiftProtobuf.Messa
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_DropPartitionRequest, rhs: Milvus_Proto_Msg_DropPartitionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_DropPartitionRequest, rhs: Milvus_Proto_Msg_DropPartitionRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.collectionName != rhs.collectionName {return false}
@@ -1128,10 +1128,10 @@ nonisolated extension Milvus_Proto_Msg_DropPartitionRequest: SwiftProtobuf.Messa
 }
 
 nonisolated extension Milvus_Proto_Msg_TimeTickMsg: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".TimeTickMsg"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0")
+  package static let protoMessageName: String = _protobuf_package + ".TimeTickMsg"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1143,7 +1143,7 @@ nonisolated extension Milvus_Proto_Msg_TimeTickMsg: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1154,7 +1154,7 @@ nonisolated extension Milvus_Proto_Msg_TimeTickMsg: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Msg_TimeTickMsg, rhs: Milvus_Proto_Msg_TimeTickMsg) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Msg_TimeTickMsg, rhs: Milvus_Proto_Msg_TimeTickMsg) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -1,3 +1,8 @@
+import AuditorCore
+import AuditorKafka
+import AuditorMilvus
+import MilvusProto
+import SwiftProtobuf
 import Synchronization
 
 /// An in-memory Kafka log (partition 0 of each topic) behind the `KafkaLog` seam, for tests and tools.

@@ -23,8 +23,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+package nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
   case invalid // = 0
   case greaterThan // = 1
   case greaterEqual // = 2
@@ -34,11 +34,11 @@ nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterabl
   case notEqual // = 6
   case UNRECOGNIZED(Int)
 
-  init() {
+  package init() {
     self = .invalid
   }
 
-  init?(rawValue: Int) {
+  package init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .invalid
     case 1: self = .greaterThan
@@ -51,7 +51,7 @@ nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterabl
     }
   }
 
-  var rawValue: Int {
+  package var rawValue: Int {
     switch self {
     case .invalid: return 0
     case .greaterThan: return 1
@@ -65,7 +65,7 @@ nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterabl
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Milvus_Proto_Plan_OpType] = [
+  package static let allCases: [Milvus_Proto_Plan_OpType] = [
     .invalid,
     .greaterThan,
     .greaterEqual,
@@ -77,14 +77,14 @@ nonisolated enum Milvus_Proto_Plan_OpType: SwiftProtobuf.Enum, Swift.CaseIterabl
 
 }
 
-nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
+package nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var val: Milvus_Proto_Plan_GenericValue.OneOf_Val? = nil
+  package var val: Milvus_Proto_Plan_GenericValue.OneOf_Val? = nil
 
-  var boolVal: Bool {
+  package var boolVal: Bool {
     get {
       if case .boolVal(let v)? = val {return v}
       return false
@@ -92,7 +92,7 @@ nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
     set {val = .boolVal(newValue)}
   }
 
-  var int64Val: Int64 {
+  package var int64Val: Int64 {
     get {
       if case .int64Val(let v)? = val {return v}
       return 0
@@ -100,7 +100,7 @@ nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
     set {val = .int64Val(newValue)}
   }
 
-  var floatVal: Double {
+  package var floatVal: Double {
     get {
       if case .floatVal(let v)? = val {return v}
       return 0
@@ -108,7 +108,7 @@ nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
     set {val = .floatVal(newValue)}
   }
 
-  var stringVal: String {
+  package var stringVal: String {
     get {
       if case .stringVal(let v)? = val {return v}
       return String()
@@ -116,9 +116,9 @@ nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
     set {val = .stringVal(newValue)}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Val: Equatable, Sendable {
+  package nonisolated enum OneOf_Val: Equatable, Sendable {
     case boolVal(Bool)
     case int64Val(Int64)
     case floatVal(Double)
@@ -126,148 +126,148 @@ nonisolated struct Milvus_Proto_Plan_GenericValue: Sendable {
 
   }
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Plan_ColumnInfo: Sendable {
+package nonisolated struct Milvus_Proto_Plan_ColumnInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var fieldID: Int64 = 0
+  package var fieldID: Int64 = 0
 
-  var dataType: Milvus_Proto_Schema_DataType = .none
+  package var dataType: Milvus_Proto_Schema_DataType = .none
 
-  var isPrimaryKey: Bool = false
+  package var isPrimaryKey: Bool = false
 
-  var isAutoID: Bool = false
+  package var isAutoID: Bool = false
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Plan_UnaryRangeExpr: Sendable {
+package nonisolated struct Milvus_Proto_Plan_UnaryRangeExpr: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var columnInfo: Milvus_Proto_Plan_ColumnInfo {
+  package var columnInfo: Milvus_Proto_Plan_ColumnInfo {
     get {_columnInfo ?? Milvus_Proto_Plan_ColumnInfo()}
     set {_columnInfo = newValue}
   }
   /// Returns true if `columnInfo` has been explicitly set.
-  var hasColumnInfo: Bool {self._columnInfo != nil}
+  package var hasColumnInfo: Bool {self._columnInfo != nil}
   /// Clears the value of `columnInfo`. Subsequent reads from it will return its default value.
-  mutating func clearColumnInfo() {self._columnInfo = nil}
+  package mutating func clearColumnInfo() {self._columnInfo = nil}
 
-  var op: Milvus_Proto_Plan_OpType = .invalid
+  package var op: Milvus_Proto_Plan_OpType = .invalid
 
-  var value: Milvus_Proto_Plan_GenericValue {
+  package var value: Milvus_Proto_Plan_GenericValue {
     get {_value ?? Milvus_Proto_Plan_GenericValue()}
     set {_value = newValue}
   }
   /// Returns true if `value` has been explicitly set.
-  var hasValue: Bool {self._value != nil}
+  package var hasValue: Bool {self._value != nil}
   /// Clears the value of `value`. Subsequent reads from it will return its default value.
-  mutating func clearValue() {self._value = nil}
+  package mutating func clearValue() {self._value = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _columnInfo: Milvus_Proto_Plan_ColumnInfo? = nil
   fileprivate var _value: Milvus_Proto_Plan_GenericValue? = nil
 }
 
-nonisolated struct Milvus_Proto_Plan_BinaryRangeExpr: Sendable {
+package nonisolated struct Milvus_Proto_Plan_BinaryRangeExpr: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var columnInfo: Milvus_Proto_Plan_ColumnInfo {
+  package var columnInfo: Milvus_Proto_Plan_ColumnInfo {
     get {_columnInfo ?? Milvus_Proto_Plan_ColumnInfo()}
     set {_columnInfo = newValue}
   }
   /// Returns true if `columnInfo` has been explicitly set.
-  var hasColumnInfo: Bool {self._columnInfo != nil}
+  package var hasColumnInfo: Bool {self._columnInfo != nil}
   /// Clears the value of `columnInfo`. Subsequent reads from it will return its default value.
-  mutating func clearColumnInfo() {self._columnInfo = nil}
+  package mutating func clearColumnInfo() {self._columnInfo = nil}
 
-  var lowerInclusive: Bool = false
+  package var lowerInclusive: Bool = false
 
-  var upperInclusive: Bool = false
+  package var upperInclusive: Bool = false
 
-  var lowerValue: Milvus_Proto_Plan_GenericValue {
+  package var lowerValue: Milvus_Proto_Plan_GenericValue {
     get {_lowerValue ?? Milvus_Proto_Plan_GenericValue()}
     set {_lowerValue = newValue}
   }
   /// Returns true if `lowerValue` has been explicitly set.
-  var hasLowerValue: Bool {self._lowerValue != nil}
+  package var hasLowerValue: Bool {self._lowerValue != nil}
   /// Clears the value of `lowerValue`. Subsequent reads from it will return its default value.
-  mutating func clearLowerValue() {self._lowerValue = nil}
+  package mutating func clearLowerValue() {self._lowerValue = nil}
 
-  var upperValue: Milvus_Proto_Plan_GenericValue {
+  package var upperValue: Milvus_Proto_Plan_GenericValue {
     get {_upperValue ?? Milvus_Proto_Plan_GenericValue()}
     set {_upperValue = newValue}
   }
   /// Returns true if `upperValue` has been explicitly set.
-  var hasUpperValue: Bool {self._upperValue != nil}
+  package var hasUpperValue: Bool {self._upperValue != nil}
   /// Clears the value of `upperValue`. Subsequent reads from it will return its default value.
-  mutating func clearUpperValue() {self._upperValue = nil}
+  package mutating func clearUpperValue() {self._upperValue = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _columnInfo: Milvus_Proto_Plan_ColumnInfo? = nil
   fileprivate var _lowerValue: Milvus_Proto_Plan_GenericValue? = nil
   fileprivate var _upperValue: Milvus_Proto_Plan_GenericValue? = nil
 }
 
-nonisolated struct Milvus_Proto_Plan_TermExpr: Sendable {
+package nonisolated struct Milvus_Proto_Plan_TermExpr: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var columnInfo: Milvus_Proto_Plan_ColumnInfo {
+  package var columnInfo: Milvus_Proto_Plan_ColumnInfo {
     get {_columnInfo ?? Milvus_Proto_Plan_ColumnInfo()}
     set {_columnInfo = newValue}
   }
   /// Returns true if `columnInfo` has been explicitly set.
-  var hasColumnInfo: Bool {self._columnInfo != nil}
+  package var hasColumnInfo: Bool {self._columnInfo != nil}
   /// Clears the value of `columnInfo`. Subsequent reads from it will return its default value.
-  mutating func clearColumnInfo() {self._columnInfo = nil}
+  package mutating func clearColumnInfo() {self._columnInfo = nil}
 
-  var values: [Milvus_Proto_Plan_GenericValue] = []
+  package var values: [Milvus_Proto_Plan_GenericValue] = []
 
-  var isInField: Bool = false
+  package var isInField: Bool = false
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _columnInfo: Milvus_Proto_Plan_ColumnInfo? = nil
 }
 
-nonisolated struct Milvus_Proto_Plan_AlwaysTrueExpr: Sendable {
+package nonisolated struct Milvus_Proto_Plan_AlwaysTrueExpr: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
+package nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var expr: Milvus_Proto_Plan_Expr.OneOf_Expr? = nil
+  package var expr: Milvus_Proto_Plan_Expr.OneOf_Expr? = nil
 
-  var termExpr: Milvus_Proto_Plan_TermExpr {
+  package var termExpr: Milvus_Proto_Plan_TermExpr {
     get {
       if case .termExpr(let v)? = expr {return v}
       return Milvus_Proto_Plan_TermExpr()
@@ -275,7 +275,7 @@ nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
     set {expr = .termExpr(newValue)}
   }
 
-  var unaryRangeExpr: Milvus_Proto_Plan_UnaryRangeExpr {
+  package var unaryRangeExpr: Milvus_Proto_Plan_UnaryRangeExpr {
     get {
       if case .unaryRangeExpr(let v)? = expr {return v}
       return Milvus_Proto_Plan_UnaryRangeExpr()
@@ -283,7 +283,7 @@ nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
     set {expr = .unaryRangeExpr(newValue)}
   }
 
-  var binaryRangeExpr: Milvus_Proto_Plan_BinaryRangeExpr {
+  package var binaryRangeExpr: Milvus_Proto_Plan_BinaryRangeExpr {
     get {
       if case .binaryRangeExpr(let v)? = expr {return v}
       return Milvus_Proto_Plan_BinaryRangeExpr()
@@ -291,7 +291,7 @@ nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
     set {expr = .binaryRangeExpr(newValue)}
   }
 
-  var alwaysTrueExpr: Milvus_Proto_Plan_AlwaysTrueExpr {
+  package var alwaysTrueExpr: Milvus_Proto_Plan_AlwaysTrueExpr {
     get {
       if case .alwaysTrueExpr(let v)? = expr {return v}
       return Milvus_Proto_Plan_AlwaysTrueExpr()
@@ -299,9 +299,9 @@ nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
     set {expr = .alwaysTrueExpr(newValue)}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Expr: Equatable, Sendable {
+  package nonisolated enum OneOf_Expr: Equatable, Sendable {
     case termExpr(Milvus_Proto_Plan_TermExpr)
     case unaryRangeExpr(Milvus_Proto_Plan_UnaryRangeExpr)
     case binaryRangeExpr(Milvus_Proto_Plan_BinaryRangeExpr)
@@ -309,42 +309,42 @@ nonisolated struct Milvus_Proto_Plan_Expr: Sendable {
 
   }
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Plan_QueryPlanNode: Sendable {
+package nonisolated struct Milvus_Proto_Plan_QueryPlanNode: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var predicates: Milvus_Proto_Plan_Expr {
+  package var predicates: Milvus_Proto_Plan_Expr {
     get {_predicates ?? Milvus_Proto_Plan_Expr()}
     set {_predicates = newValue}
   }
   /// Returns true if `predicates` has been explicitly set.
-  var hasPredicates: Bool {self._predicates != nil}
+  package var hasPredicates: Bool {self._predicates != nil}
   /// Clears the value of `predicates`. Subsequent reads from it will return its default value.
-  mutating func clearPredicates() {self._predicates = nil}
+  package mutating func clearPredicates() {self._predicates = nil}
 
-  var isCount: Bool = false
+  package var isCount: Bool = false
 
-  var limit: Int64 = 0
+  package var limit: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _predicates: Milvus_Proto_Plan_Expr? = nil
 }
 
-nonisolated struct Milvus_Proto_Plan_PlanNode: Sendable {
+package nonisolated struct Milvus_Proto_Plan_PlanNode: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var node: Milvus_Proto_Plan_PlanNode.OneOf_Node? = nil
+  package var node: Milvus_Proto_Plan_PlanNode.OneOf_Node? = nil
 
-  var query: Milvus_Proto_Plan_QueryPlanNode {
+  package var query: Milvus_Proto_Plan_QueryPlanNode {
     get {
       if case .query(let v)? = node {return v}
       return Milvus_Proto_Plan_QueryPlanNode()
@@ -352,16 +352,16 @@ nonisolated struct Milvus_Proto_Plan_PlanNode: Sendable {
     set {node = .query(newValue)}
   }
 
-  var outputFieldIds: [Int64] = []
+  package var outputFieldIds: [Int64] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Node: Equatable, Sendable {
+  package nonisolated enum OneOf_Node: Equatable, Sendable {
     case query(Milvus_Proto_Plan_QueryPlanNode)
 
   }
 
-  init() {}
+  package init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -369,14 +369,14 @@ nonisolated struct Milvus_Proto_Plan_PlanNode: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.plan"
 
 nonisolated extension Milvus_Proto_Plan_OpType: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0Invalid\0\u{1}GreaterThan\0\u{1}GreaterEqual\0\u{1}LessThan\0\u{1}LessEqual\0\u{1}Equal\0\u{1}NotEqual\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0Invalid\0\u{1}GreaterThan\0\u{1}GreaterEqual\0\u{1}LessThan\0\u{1}LessEqual\0\u{1}Equal\0\u{1}NotEqual\0")
 }
 
 nonisolated extension Milvus_Proto_Plan_GenericValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".GenericValue"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_val\0\u{3}int64_val\0\u{3}float_val\0\u{3}string_val\0")
+  package static let protoMessageName: String = _protobuf_package + ".GenericValue"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_val\0\u{3}int64_val\0\u{3}float_val\0\u{3}string_val\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -419,7 +419,7 @@ nonisolated extension Milvus_Proto_Plan_GenericValue: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -446,7 +446,7 @@ nonisolated extension Milvus_Proto_Plan_GenericValue: SwiftProtobuf.Message, Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_GenericValue, rhs: Milvus_Proto_Plan_GenericValue) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_GenericValue, rhs: Milvus_Proto_Plan_GenericValue) -> Bool {
     if lhs.val != rhs.val {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -454,10 +454,10 @@ nonisolated extension Milvus_Proto_Plan_GenericValue: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Plan_ColumnInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ColumnInfo"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}field_id\0\u{3}data_type\0\u{3}is_primary_key\0\u{3}is_autoID\0")
+  package static let protoMessageName: String = _protobuf_package + ".ColumnInfo"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}field_id\0\u{3}data_type\0\u{3}is_primary_key\0\u{3}is_autoID\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -472,7 +472,7 @@ nonisolated extension Milvus_Proto_Plan_ColumnInfo: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.fieldID != 0 {
       try visitor.visitSingularInt64Field(value: self.fieldID, fieldNumber: 1)
     }
@@ -488,7 +488,7 @@ nonisolated extension Milvus_Proto_Plan_ColumnInfo: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_ColumnInfo, rhs: Milvus_Proto_Plan_ColumnInfo) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_ColumnInfo, rhs: Milvus_Proto_Plan_ColumnInfo) -> Bool {
     if lhs.fieldID != rhs.fieldID {return false}
     if lhs.dataType != rhs.dataType {return false}
     if lhs.isPrimaryKey != rhs.isPrimaryKey {return false}
@@ -499,10 +499,10 @@ nonisolated extension Milvus_Proto_Plan_ColumnInfo: SwiftProtobuf.Message, Swift
 }
 
 nonisolated extension Milvus_Proto_Plan_UnaryRangeExpr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".UnaryRangeExpr"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{1}op\0\u{1}value\0")
+  package static let protoMessageName: String = _protobuf_package + ".UnaryRangeExpr"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{1}op\0\u{1}value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -516,7 +516,7 @@ nonisolated extension Milvus_Proto_Plan_UnaryRangeExpr: SwiftProtobuf.Message, S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -533,7 +533,7 @@ nonisolated extension Milvus_Proto_Plan_UnaryRangeExpr: SwiftProtobuf.Message, S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_UnaryRangeExpr, rhs: Milvus_Proto_Plan_UnaryRangeExpr) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_UnaryRangeExpr, rhs: Milvus_Proto_Plan_UnaryRangeExpr) -> Bool {
     if lhs._columnInfo != rhs._columnInfo {return false}
     if lhs.op != rhs.op {return false}
     if lhs._value != rhs._value {return false}
@@ -543,10 +543,10 @@ nonisolated extension Milvus_Proto_Plan_UnaryRangeExpr: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Milvus_Proto_Plan_BinaryRangeExpr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".BinaryRangeExpr"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{3}lower_inclusive\0\u{3}upper_inclusive\0\u{3}lower_value\0\u{3}upper_value\0")
+  package static let protoMessageName: String = _protobuf_package + ".BinaryRangeExpr"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{3}lower_inclusive\0\u{3}upper_inclusive\0\u{3}lower_value\0\u{3}upper_value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -562,7 +562,7 @@ nonisolated extension Milvus_Proto_Plan_BinaryRangeExpr: SwiftProtobuf.Message, 
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -585,7 +585,7 @@ nonisolated extension Milvus_Proto_Plan_BinaryRangeExpr: SwiftProtobuf.Message, 
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_BinaryRangeExpr, rhs: Milvus_Proto_Plan_BinaryRangeExpr) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_BinaryRangeExpr, rhs: Milvus_Proto_Plan_BinaryRangeExpr) -> Bool {
     if lhs._columnInfo != rhs._columnInfo {return false}
     if lhs.lowerInclusive != rhs.lowerInclusive {return false}
     if lhs.upperInclusive != rhs.upperInclusive {return false}
@@ -597,10 +597,10 @@ nonisolated extension Milvus_Proto_Plan_BinaryRangeExpr: SwiftProtobuf.Message, 
 }
 
 nonisolated extension Milvus_Proto_Plan_TermExpr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".TermExpr"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{1}values\0\u{3}is_in_field\0")
+  package static let protoMessageName: String = _protobuf_package + ".TermExpr"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}column_info\0\u{1}values\0\u{3}is_in_field\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -614,7 +614,7 @@ nonisolated extension Milvus_Proto_Plan_TermExpr: SwiftProtobuf.Message, SwiftPr
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -631,7 +631,7 @@ nonisolated extension Milvus_Proto_Plan_TermExpr: SwiftProtobuf.Message, SwiftPr
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_TermExpr, rhs: Milvus_Proto_Plan_TermExpr) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_TermExpr, rhs: Milvus_Proto_Plan_TermExpr) -> Bool {
     if lhs._columnInfo != rhs._columnInfo {return false}
     if lhs.values != rhs.values {return false}
     if lhs.isInField != rhs.isInField {return false}
@@ -641,29 +641,29 @@ nonisolated extension Milvus_Proto_Plan_TermExpr: SwiftProtobuf.Message, SwiftPr
 }
 
 nonisolated extension Milvus_Proto_Plan_AlwaysTrueExpr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".AlwaysTrueExpr"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  package static let protoMessageName: String = _protobuf_package + ".AlwaysTrueExpr"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     // Load everything into unknown fields
     while try decoder.nextFieldNumber() != nil {}
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_AlwaysTrueExpr, rhs: Milvus_Proto_Plan_AlwaysTrueExpr) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_AlwaysTrueExpr, rhs: Milvus_Proto_Plan_AlwaysTrueExpr) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
 nonisolated extension Milvus_Proto_Plan_Expr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Expr"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}term_expr\0\u{4}\u{4}unary_range_expr\0\u{3}binary_range_expr\0\u{4}\u{6}always_true_expr\0")
+  package static let protoMessageName: String = _protobuf_package + ".Expr"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}term_expr\0\u{4}\u{4}unary_range_expr\0\u{3}binary_range_expr\0\u{4}\u{6}always_true_expr\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -726,7 +726,7 @@ nonisolated extension Milvus_Proto_Plan_Expr: SwiftProtobuf.Message, SwiftProtob
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -753,7 +753,7 @@ nonisolated extension Milvus_Proto_Plan_Expr: SwiftProtobuf.Message, SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_Expr, rhs: Milvus_Proto_Plan_Expr) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_Expr, rhs: Milvus_Proto_Plan_Expr) -> Bool {
     if lhs.expr != rhs.expr {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -761,10 +761,10 @@ nonisolated extension Milvus_Proto_Plan_Expr: SwiftProtobuf.Message, SwiftProtob
 }
 
 nonisolated extension Milvus_Proto_Plan_QueryPlanNode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".QueryPlanNode"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}predicates\0\u{3}is_count\0\u{1}limit\0")
+  package static let protoMessageName: String = _protobuf_package + ".QueryPlanNode"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}predicates\0\u{3}is_count\0\u{1}limit\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -778,7 +778,7 @@ nonisolated extension Milvus_Proto_Plan_QueryPlanNode: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -795,7 +795,7 @@ nonisolated extension Milvus_Proto_Plan_QueryPlanNode: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_QueryPlanNode, rhs: Milvus_Proto_Plan_QueryPlanNode) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_QueryPlanNode, rhs: Milvus_Proto_Plan_QueryPlanNode) -> Bool {
     if lhs._predicates != rhs._predicates {return false}
     if lhs.isCount != rhs.isCount {return false}
     if lhs.limit != rhs.limit {return false}
@@ -805,10 +805,10 @@ nonisolated extension Milvus_Proto_Plan_QueryPlanNode: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Plan_PlanNode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".PlanNode"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{3}output_field_ids\0\u{1}query\0")
+  package static let protoMessageName: String = _protobuf_package + ".PlanNode"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{3}output_field_ids\0\u{1}query\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -833,7 +833,7 @@ nonisolated extension Milvus_Proto_Plan_PlanNode: SwiftProtobuf.Message, SwiftPr
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -847,7 +847,7 @@ nonisolated extension Milvus_Proto_Plan_PlanNode: SwiftProtobuf.Message, SwiftPr
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Plan_PlanNode, rhs: Milvus_Proto_Plan_PlanNode) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Plan_PlanNode, rhs: Milvus_Proto_Plan_PlanNode) -> Bool {
     if lhs.node != rhs.node {return false}
     if lhs.outputFieldIds != rhs.outputFieldIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

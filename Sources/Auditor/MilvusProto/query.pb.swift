@@ -28,19 +28,19 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Milvus_Proto_Query_DataScope: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+package nonisolated enum Milvus_Proto_Query_DataScope: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
   case unKnown // = 0
   case all // = 1
   case streaming // = 2
   case historical // = 3
   case UNRECOGNIZED(Int)
 
-  init() {
+  package init() {
     self = .unKnown
   }
 
-  init?(rawValue: Int) {
+  package init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .unKnown
     case 1: self = .all
@@ -50,7 +50,7 @@ nonisolated enum Milvus_Proto_Query_DataScope: SwiftProtobuf.Enum, Swift.CaseIte
     }
   }
 
-  var rawValue: Int {
+  package var rawValue: Int {
     switch self {
     case .unKnown: return 0
     case .all: return 1
@@ -61,7 +61,7 @@ nonisolated enum Milvus_Proto_Query_DataScope: SwiftProtobuf.Enum, Swift.CaseIte
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Milvus_Proto_Query_DataScope] = [
+  package static let allCases: [Milvus_Proto_Query_DataScope] = [
     .unKnown,
     .all,
     .streaming,
@@ -71,326 +71,326 @@ nonisolated enum Milvus_Proto_Query_DataScope: SwiftProtobuf.Enum, Swift.CaseIte
 }
 
 /// internal.RetrieveRequest (package milvus.proto.internal in Milvus; same wire format)
-nonisolated struct Milvus_Proto_Query_RetrieveRequest: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Query_RetrieveRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var reqID: Int64 {
+  package var reqID: Int64 {
     get {_storage._reqID}
     set {_uniqueStorage()._reqID = newValue}
   }
 
-  var dbID: Int64 {
+  package var dbID: Int64 {
     get {_storage._dbID}
     set {_uniqueStorage()._dbID = newValue}
   }
 
-  var collectionID: Int64 {
+  package var collectionID: Int64 {
     get {_storage._collectionID}
     set {_uniqueStorage()._collectionID = newValue}
   }
 
-  var partitionIds: [Int64] {
+  package var partitionIds: [Int64] {
     get {_storage._partitionIds}
     set {_uniqueStorage()._partitionIds = newValue}
   }
 
-  var serializedExprPlan: Data {
+  package var serializedExprPlan: Data {
     get {_storage._serializedExprPlan}
     set {_uniqueStorage()._serializedExprPlan = newValue}
   }
 
-  var outputFieldsID: [Int64] {
+  package var outputFieldsID: [Int64] {
     get {_storage._outputFieldsID}
     set {_uniqueStorage()._outputFieldsID = newValue}
   }
 
-  var mvccTimestamp: UInt64 {
+  package var mvccTimestamp: UInt64 {
     get {_storage._mvccTimestamp}
     set {_uniqueStorage()._mvccTimestamp = newValue}
   }
 
-  var guaranteeTimestamp: UInt64 {
+  package var guaranteeTimestamp: UInt64 {
     get {_storage._guaranteeTimestamp}
     set {_uniqueStorage()._guaranteeTimestamp = newValue}
   }
 
-  var timeoutTimestamp: UInt64 {
+  package var timeoutTimestamp: UInt64 {
     get {_storage._timeoutTimestamp}
     set {_uniqueStorage()._timeoutTimestamp = newValue}
   }
 
-  var limit: Int64 {
+  package var limit: Int64 {
     get {_storage._limit}
     set {_uniqueStorage()._limit = newValue}
   }
 
-  var ignoreGrowing: Bool {
+  package var ignoreGrowing: Bool {
     get {_storage._ignoreGrowing}
     set {_uniqueStorage()._ignoreGrowing = newValue}
   }
 
-  var isCount: Bool {
+  package var isCount: Bool {
     get {_storage._isCount}
     set {_uniqueStorage()._isCount = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// internal.RetrieveResults
-nonisolated struct Milvus_Proto_Query_RetrieveResults: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Query_RetrieveResults: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_storage._status ?? Milvus_Proto_Milvus_Status()}
     set {_uniqueStorage()._status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {_storage._status != nil}
+  package var hasStatus: Bool {_storage._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {_uniqueStorage()._status = nil}
+  package mutating func clearStatus() {_uniqueStorage()._status = nil}
 
-  var reqID: Int64 {
+  package var reqID: Int64 {
     get {_storage._reqID}
     set {_uniqueStorage()._reqID = newValue}
   }
 
-  var ids: Milvus_Proto_Schema_IDs {
+  package var ids: Milvus_Proto_Schema_IDs {
     get {_storage._ids ?? Milvus_Proto_Schema_IDs()}
     set {_uniqueStorage()._ids = newValue}
   }
   /// Returns true if `ids` has been explicitly set.
-  var hasIds: Bool {_storage._ids != nil}
+  package var hasIds: Bool {_storage._ids != nil}
   /// Clears the value of `ids`. Subsequent reads from it will return its default value.
-  mutating func clearIds() {_uniqueStorage()._ids = nil}
+  package mutating func clearIds() {_uniqueStorage()._ids = nil}
 
-  var fieldsData: [Milvus_Proto_Schema_FieldData] {
+  package var fieldsData: [Milvus_Proto_Schema_FieldData] {
     get {_storage._fieldsData}
     set {_uniqueStorage()._fieldsData = newValue}
   }
 
-  var sealedSegmentIdsRetrieved: [Int64] {
+  package var sealedSegmentIdsRetrieved: [Int64] {
     get {_storage._sealedSegmentIdsRetrieved}
     set {_uniqueStorage()._sealedSegmentIdsRetrieved = newValue}
   }
 
-  var channelIdsRetrieved: [String] {
+  package var channelIdsRetrieved: [String] {
     get {_storage._channelIdsRetrieved}
     set {_uniqueStorage()._channelIdsRetrieved = newValue}
   }
 
-  var globalSealedSegmentIds: [Int64] {
+  package var globalSealedSegmentIds: [Int64] {
     get {_storage._globalSealedSegmentIds}
     set {_uniqueStorage()._globalSealedSegmentIds = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// query.QueryRequest (service milvus.proto.query.QueryNode, method Query)
-nonisolated struct Milvus_Proto_Query_QueryRequest: Sendable {
+package nonisolated struct Milvus_Proto_Query_QueryRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var req: Milvus_Proto_Query_RetrieveRequest {
+  package var req: Milvus_Proto_Query_RetrieveRequest {
     get {_req ?? Milvus_Proto_Query_RetrieveRequest()}
     set {_req = newValue}
   }
   /// Returns true if `req` has been explicitly set.
-  var hasReq: Bool {self._req != nil}
+  package var hasReq: Bool {self._req != nil}
   /// Clears the value of `req`. Subsequent reads from it will return its default value.
-  mutating func clearReq() {self._req = nil}
+  package mutating func clearReq() {self._req = nil}
 
-  var dmlChannels: [String] = []
+  package var dmlChannels: [String] = []
 
-  var segmentIds: [Int64] = []
+  package var segmentIds: [Int64] = []
 
-  var fromShardLeader: Bool = false
+  package var fromShardLeader: Bool = false
 
-  var scope: Milvus_Proto_Query_DataScope = .unKnown
+  package var scope: Milvus_Proto_Query_DataScope = .unKnown
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _req: Milvus_Proto_Query_RetrieveRequest? = nil
 }
 
 /// query.GetDataDistribution (service milvus.proto.query.QueryNode): what one QueryNode serves.
-nonisolated struct Milvus_Proto_Query_GetDataDistributionRequest: Sendable {
+package nonisolated struct Milvus_Proto_Query_GetDataDistributionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var checkpoints: Dictionary<String,Milvus_Proto_Msg_MsgPosition> = [:]
+  package var checkpoints: Dictionary<String,Milvus_Proto_Msg_MsgPosition> = [:]
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Query_GetDataDistributionResponse: Sendable {
+package nonisolated struct Milvus_Proto_Query_GetDataDistributionResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_status ?? Milvus_Proto_Milvus_Status()}
     set {_status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {self._status != nil}
+  package var hasStatus: Bool {self._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {self._status = nil}
+  package mutating func clearStatus() {self._status = nil}
 
-  var nodeID: Int64 = 0
+  package var nodeID: Int64 = 0
 
-  var segments: [Milvus_Proto_Query_SegmentVersionInfo] = []
+  package var segments: [Milvus_Proto_Query_SegmentVersionInfo] = []
 
-  var channels: [Milvus_Proto_Query_ChannelVersionInfo] = []
+  package var channels: [Milvus_Proto_Query_ChannelVersionInfo] = []
 
-  var leaderViews: [Milvus_Proto_Query_LeaderView] = []
+  package var leaderViews: [Milvus_Proto_Query_LeaderView] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _status: Milvus_Proto_Milvus_Status? = nil
 }
 
-nonisolated struct Milvus_Proto_Query_SegmentVersionInfo: Sendable {
+package nonisolated struct Milvus_Proto_Query_SegmentVersionInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var id: Int64 = 0
+  package var id: Int64 = 0
 
-  var collection: Int64 = 0
+  package var collection: Int64 = 0
 
-  var partition: Int64 = 0
+  package var partition: Int64 = 0
 
-  var channel: String = String()
+  package var channel: String = String()
 
-  var version: Int64 = 0
+  package var version: Int64 = 0
 
-  var lastDeltaTimestamp: UInt64 = 0
+  package var lastDeltaTimestamp: UInt64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Query_ChannelVersionInfo: Sendable {
+package nonisolated struct Milvus_Proto_Query_ChannelVersionInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var channel: String = String()
+  package var channel: String = String()
 
-  var collection: Int64 = 0
+  package var collection: Int64 = 0
 
-  var version: Int64 = 0
+  package var version: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Query_SegmentDist: Sendable {
+package nonisolated struct Milvus_Proto_Query_SegmentDist: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var nodeID: Int64 = 0
+  package var nodeID: Int64 = 0
 
-  var version: Int64 = 0
+  package var version: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Query_LeaderView: Sendable {
+package nonisolated struct Milvus_Proto_Query_LeaderView: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var collection: Int64 = 0
+  package var collection: Int64 = 0
 
-  var channel: String = String()
+  package var channel: String = String()
 
-  var segmentDist: Dictionary<Int64,Milvus_Proto_Query_SegmentDist> = [:]
+  package var segmentDist: Dictionary<Int64,Milvus_Proto_Query_SegmentDist> = [:]
 
-  var growingSegmentIds: [Int64] = []
+  package var growingSegmentIds: [Int64] = []
 
-  var growingSegments: Dictionary<Int64,Milvus_Proto_Msg_MsgPosition> = [:]
+  package var growingSegments: Dictionary<Int64,Milvus_Proto_Msg_MsgPosition> = [:]
 
-  var targetVersion: Int64 = 0
+  package var targetVersion: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
 /// query.Replica as QueryCoord stores it in etcd (<root>/meta/querycoord-replica/<collection>/<replica>).
-nonisolated struct Milvus_Proto_Query_Replica: Sendable {
+package nonisolated struct Milvus_Proto_Query_Replica: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var id: Int64 = 0
+  package var id: Int64 = 0
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var nodes: [Int64] = []
+  package var nodes: [Int64] = []
 
-  var resourceGroup: String = String()
+  package var resourceGroup: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -398,12 +398,12 @@ nonisolated struct Milvus_Proto_Query_Replica: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.query"
 
 nonisolated extension Milvus_Proto_Query_DataScope: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UnKnown\0\u{1}All\0\u{1}Streaming\0\u{1}Historical\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UnKnown\0\u{1}All\0\u{1}Streaming\0\u{1}Historical\0")
 }
 
 nonisolated extension Milvus_Proto_Query_RetrieveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".RetrieveRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}reqID\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionIDs\0\u{3}serialized_expr_plan\0\u{3}output_fields_id\0\u{3}mvcc_timestamp\0\u{3}guarantee_timestamp\0\u{3}timeout_timestamp\0\u{1}limit\0\u{1}ignoreGrowing\0\u{3}is_count\0")
+  package static let protoMessageName: String = _protobuf_package + ".RetrieveRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}reqID\0\u{1}dbID\0\u{1}collectionID\0\u{1}partitionIDs\0\u{3}serialized_expr_plan\0\u{3}output_fields_id\0\u{3}mvcc_timestamp\0\u{3}guarantee_timestamp\0\u{3}timeout_timestamp\0\u{1}limit\0\u{1}ignoreGrowing\0\u{3}is_count\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -452,7 +452,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveRequest: SwiftProtobuf.Message,
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -479,7 +479,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveRequest: SwiftProtobuf.Message,
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -528,7 +528,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveRequest: SwiftProtobuf.Message,
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_RetrieveRequest, rhs: Milvus_Proto_Query_RetrieveRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_RetrieveRequest, rhs: Milvus_Proto_Query_RetrieveRequest) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -556,8 +556,8 @@ nonisolated extension Milvus_Proto_Query_RetrieveRequest: SwiftProtobuf.Message,
 }
 
 nonisolated extension Milvus_Proto_Query_RetrieveResults: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".RetrieveResults"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}status\0\u{1}reqID\0\u{1}ids\0\u{3}fields_data\0\u{3}sealed_segmentIDs_retrieved\0\u{3}channelIDs_retrieved\0\u{3}global_sealed_segmentIDs\0")
+  package static let protoMessageName: String = _protobuf_package + ".RetrieveResults"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}status\0\u{1}reqID\0\u{1}ids\0\u{3}fields_data\0\u{3}sealed_segmentIDs_retrieved\0\u{3}channelIDs_retrieved\0\u{3}global_sealed_segmentIDs\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -596,7 +596,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveResults: SwiftProtobuf.Message,
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -618,7 +618,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveResults: SwiftProtobuf.Message,
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -652,7 +652,7 @@ nonisolated extension Milvus_Proto_Query_RetrieveResults: SwiftProtobuf.Message,
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_RetrieveResults, rhs: Milvus_Proto_Query_RetrieveResults) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_RetrieveResults, rhs: Milvus_Proto_Query_RetrieveResults) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -675,10 +675,10 @@ nonisolated extension Milvus_Proto_Query_RetrieveResults: SwiftProtobuf.Message,
 }
 
 nonisolated extension Milvus_Proto_Query_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}req\0\u{3}dml_channels\0\u{1}segmentIDs\0\u{3}from_shard_leader\0\u{1}scope\0")
+  package static let protoMessageName: String = _protobuf_package + ".QueryRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}req\0\u{3}dml_channels\0\u{1}segmentIDs\0\u{3}from_shard_leader\0\u{1}scope\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -694,7 +694,7 @@ nonisolated extension Milvus_Proto_Query_QueryRequest: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -717,7 +717,7 @@ nonisolated extension Milvus_Proto_Query_QueryRequest: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_QueryRequest, rhs: Milvus_Proto_Query_QueryRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_QueryRequest, rhs: Milvus_Proto_Query_QueryRequest) -> Bool {
     if lhs._req != rhs._req {return false}
     if lhs.dmlChannels != rhs.dmlChannels {return false}
     if lhs.segmentIds != rhs.segmentIds {return false}
@@ -729,10 +729,10 @@ nonisolated extension Milvus_Proto_Query_QueryRequest: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Query_GetDataDistributionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".GetDataDistributionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}checkpoints\0")
+  package static let protoMessageName: String = _protobuf_package + ".GetDataDistributionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}checkpoints\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -745,7 +745,7 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionRequest: SwiftProtob
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -759,7 +759,7 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionRequest: SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_GetDataDistributionRequest, rhs: Milvus_Proto_Query_GetDataDistributionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_GetDataDistributionRequest, rhs: Milvus_Proto_Query_GetDataDistributionRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.checkpoints != rhs.checkpoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -768,10 +768,10 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionRequest: SwiftProtob
 }
 
 nonisolated extension Milvus_Proto_Query_GetDataDistributionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".GetDataDistributionResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}nodeID\0\u{1}segments\0\u{1}channels\0\u{3}leader_views\0")
+  package static let protoMessageName: String = _protobuf_package + ".GetDataDistributionResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}nodeID\0\u{1}segments\0\u{1}channels\0\u{3}leader_views\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -787,7 +787,7 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionResponse: SwiftProto
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -810,7 +810,7 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionResponse: SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_GetDataDistributionResponse, rhs: Milvus_Proto_Query_GetDataDistributionResponse) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_GetDataDistributionResponse, rhs: Milvus_Proto_Query_GetDataDistributionResponse) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.segments != rhs.segments {return false}
@@ -822,10 +822,10 @@ nonisolated extension Milvus_Proto_Query_GetDataDistributionResponse: SwiftProto
 }
 
 nonisolated extension Milvus_Proto_Query_SegmentVersionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".SegmentVersionInfo"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collection\0\u{1}partition\0\u{1}channel\0\u{1}version\0\u{3}last_delta_timestamp\0")
+  package static let protoMessageName: String = _protobuf_package + ".SegmentVersionInfo"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collection\0\u{1}partition\0\u{1}channel\0\u{1}version\0\u{3}last_delta_timestamp\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -842,7 +842,7 @@ nonisolated extension Milvus_Proto_Query_SegmentVersionInfo: SwiftProtobuf.Messa
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.id != 0 {
       try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
     }
@@ -864,7 +864,7 @@ nonisolated extension Milvus_Proto_Query_SegmentVersionInfo: SwiftProtobuf.Messa
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_SegmentVersionInfo, rhs: Milvus_Proto_Query_SegmentVersionInfo) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_SegmentVersionInfo, rhs: Milvus_Proto_Query_SegmentVersionInfo) -> Bool {
     if lhs.id != rhs.id {return false}
     if lhs.collection != rhs.collection {return false}
     if lhs.partition != rhs.partition {return false}
@@ -877,10 +877,10 @@ nonisolated extension Milvus_Proto_Query_SegmentVersionInfo: SwiftProtobuf.Messa
 }
 
 nonisolated extension Milvus_Proto_Query_ChannelVersionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ChannelVersionInfo"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}collection\0\u{1}version\0")
+  package static let protoMessageName: String = _protobuf_package + ".ChannelVersionInfo"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}collection\0\u{1}version\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -894,7 +894,7 @@ nonisolated extension Milvus_Proto_Query_ChannelVersionInfo: SwiftProtobuf.Messa
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.channel.isEmpty {
       try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
     }
@@ -907,7 +907,7 @@ nonisolated extension Milvus_Proto_Query_ChannelVersionInfo: SwiftProtobuf.Messa
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_ChannelVersionInfo, rhs: Milvus_Proto_Query_ChannelVersionInfo) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_ChannelVersionInfo, rhs: Milvus_Proto_Query_ChannelVersionInfo) -> Bool {
     if lhs.channel != rhs.channel {return false}
     if lhs.collection != rhs.collection {return false}
     if lhs.version != rhs.version {return false}
@@ -917,10 +917,10 @@ nonisolated extension Milvus_Proto_Query_ChannelVersionInfo: SwiftProtobuf.Messa
 }
 
 nonisolated extension Milvus_Proto_Query_SegmentDist: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".SegmentDist"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodeID\0\u{1}version\0")
+  package static let protoMessageName: String = _protobuf_package + ".SegmentDist"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodeID\0\u{1}version\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -933,7 +933,7 @@ nonisolated extension Milvus_Proto_Query_SegmentDist: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.nodeID != 0 {
       try visitor.visitSingularInt64Field(value: self.nodeID, fieldNumber: 1)
     }
@@ -943,7 +943,7 @@ nonisolated extension Milvus_Proto_Query_SegmentDist: SwiftProtobuf.Message, Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_SegmentDist, rhs: Milvus_Proto_Query_SegmentDist) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_SegmentDist, rhs: Milvus_Proto_Query_SegmentDist) -> Bool {
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -952,10 +952,10 @@ nonisolated extension Milvus_Proto_Query_SegmentDist: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".LeaderView"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}channel\0\u{3}segment_dist\0\u{3}growing_segmentIDs\0\u{3}growing_segments\0\u{1}TargetVersion\0")
+  package static let protoMessageName: String = _protobuf_package + ".LeaderView"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}collection\0\u{1}channel\0\u{3}segment_dist\0\u{3}growing_segmentIDs\0\u{3}growing_segments\0\u{1}TargetVersion\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -972,7 +972,7 @@ nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.collection != 0 {
       try visitor.visitSingularInt64Field(value: self.collection, fieldNumber: 1)
     }
@@ -994,7 +994,7 @@ nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_LeaderView, rhs: Milvus_Proto_Query_LeaderView) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_LeaderView, rhs: Milvus_Proto_Query_LeaderView) -> Bool {
     if lhs.collection != rhs.collection {return false}
     if lhs.channel != rhs.channel {return false}
     if lhs.segmentDist != rhs.segmentDist {return false}
@@ -1007,10 +1007,10 @@ nonisolated extension Milvus_Proto_Query_LeaderView: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Query_Replica: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Replica"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collectionID\0\u{1}nodes\0\u{3}resource_group\0")
+  package static let protoMessageName: String = _protobuf_package + ".Replica"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ID\0\u{1}collectionID\0\u{1}nodes\0\u{3}resource_group\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1025,7 +1025,7 @@ nonisolated extension Milvus_Proto_Query_Replica: SwiftProtobuf.Message, SwiftPr
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.id != 0 {
       try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
     }
@@ -1041,7 +1041,7 @@ nonisolated extension Milvus_Proto_Query_Replica: SwiftProtobuf.Message, SwiftPr
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Query_Replica, rhs: Milvus_Proto_Query_Replica) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Query_Replica, rhs: Milvus_Proto_Query_Replica) -> Bool {
     if lhs.id != rhs.id {return false}
     if lhs.collectionID != rhs.collectionID {return false}
     if lhs.nodes != rhs.nodes {return false}

@@ -28,409 +28,409 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated struct Milvus_Proto_Milvus_Status: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_Status: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// common.ErrorCode (0 = Success)
-  var errorCode: Int32 = 0
+  package var errorCode: Int32 = 0
 
-  var reason: String = String()
+  package var reason: String = String()
 
-  var code: Int32 = 0
+  package var code: Int32 = 0
 
-  var retriable: Bool = false
+  package var retriable: Bool = false
 
-  var detail: String = String()
+  package var detail: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Milvus_KeyDataPair: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_KeyDataPair: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var key: String = String()
+  package var key: String = String()
 
-  var data: Data = Data()
+  package var data: Data = Data()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Milvus_DescribeCollectionRequest: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_DescribeCollectionRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var timeStamp: UInt64 = 0
+  package var timeStamp: UInt64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Milvus_DescribeCollectionResponse: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Milvus_DescribeCollectionResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_storage._status ?? Milvus_Proto_Milvus_Status()}
     set {_uniqueStorage()._status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {_storage._status != nil}
+  package var hasStatus: Bool {_storage._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {_uniqueStorage()._status = nil}
+  package mutating func clearStatus() {_uniqueStorage()._status = nil}
 
-  var schema: Milvus_Proto_Schema_CollectionSchema {
+  package var schema: Milvus_Proto_Schema_CollectionSchema {
     get {_storage._schema ?? Milvus_Proto_Schema_CollectionSchema()}
     set {_uniqueStorage()._schema = newValue}
   }
   /// Returns true if `schema` has been explicitly set.
-  var hasSchema: Bool {_storage._schema != nil}
+  package var hasSchema: Bool {_storage._schema != nil}
   /// Clears the value of `schema`. Subsequent reads from it will return its default value.
-  mutating func clearSchema() {_uniqueStorage()._schema = nil}
+  package mutating func clearSchema() {_uniqueStorage()._schema = nil}
 
-  var collectionID: Int64 {
+  package var collectionID: Int64 {
     get {_storage._collectionID}
     set {_uniqueStorage()._collectionID = newValue}
   }
 
-  var virtualChannelNames: [String] {
+  package var virtualChannelNames: [String] {
     get {_storage._virtualChannelNames}
     set {_uniqueStorage()._virtualChannelNames = newValue}
   }
 
-  var physicalChannelNames: [String] {
+  package var physicalChannelNames: [String] {
     get {_storage._physicalChannelNames}
     set {_uniqueStorage()._physicalChannelNames = newValue}
   }
 
-  var createdTimestamp: UInt64 {
+  package var createdTimestamp: UInt64 {
     get {_storage._createdTimestamp}
     set {_uniqueStorage()._createdTimestamp = newValue}
   }
 
-  var createdUtcTimestamp: UInt64 {
+  package var createdUtcTimestamp: UInt64 {
     get {_storage._createdUtcTimestamp}
     set {_uniqueStorage()._createdUtcTimestamp = newValue}
   }
 
-  var shardsNum: Int32 {
+  package var shardsNum: Int32 {
     get {_storage._shardsNum}
     set {_uniqueStorage()._shardsNum = newValue}
   }
 
-  var aliases: [String] {
+  package var aliases: [String] {
     get {_storage._aliases}
     set {_uniqueStorage()._aliases = newValue}
   }
 
-  var startPositions: [Milvus_Proto_Milvus_KeyDataPair] {
+  package var startPositions: [Milvus_Proto_Milvus_KeyDataPair] {
     get {_storage._startPositions}
     set {_uniqueStorage()._startPositions = newValue}
   }
 
-  var consistencyLevel: Int32 {
+  package var consistencyLevel: Int32 {
     get {_storage._consistencyLevel}
     set {_uniqueStorage()._consistencyLevel = newValue}
   }
 
-  var collectionName: String {
+  package var collectionName: String {
     get {_storage._collectionName}
     set {_uniqueStorage()._collectionName = newValue}
   }
 
-  var dbName: String {
+  package var dbName: String {
     get {_storage._dbName}
     set {_uniqueStorage()._dbName = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-nonisolated struct Milvus_Proto_Milvus_ShowCollectionsRequest: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_ShowCollectionsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var timeStamp: UInt64 = 0
+  package var timeStamp: UInt64 = 0
 
-  var type: Int32 = 0
+  package var type: Int32 = 0
 
-  var collectionNames: [String] = []
+  package var collectionNames: [String] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Milvus_ShowCollectionsResponse: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_ShowCollectionsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_status ?? Milvus_Proto_Milvus_Status()}
     set {_status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {self._status != nil}
+  package var hasStatus: Bool {self._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {self._status = nil}
+  package mutating func clearStatus() {self._status = nil}
 
-  var collectionNames: [String] = []
+  package var collectionNames: [String] = []
 
-  var collectionIds: [Int64] = []
+  package var collectionIds: [Int64] = []
 
-  var createdTimestamps: [UInt64] = []
+  package var createdTimestamps: [UInt64] = []
 
-  var createdUtcTimestamps: [UInt64] = []
+  package var createdUtcTimestamps: [UInt64] = []
 
-  var inMemoryPercentages: [Int64] = []
+  package var inMemoryPercentages: [Int64] = []
 
-  var queryServiceAvailable: [Bool] = []
+  package var queryServiceAvailable: [Bool] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _status: Milvus_Proto_Milvus_Status? = nil
 }
 
-nonisolated struct Milvus_Proto_Milvus_GetReplicasRequest: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_GetReplicasRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_base ?? Milvus_Proto_Common_MsgBase()}
     set {_base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {self._base != nil}
+  package var hasBase: Bool {self._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {self._base = nil}
+  package mutating func clearBase() {self._base = nil}
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var withShardNodes: Bool = false
+  package var withShardNodes: Bool = false
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var dbName: String = String()
+  package var dbName: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _base: Milvus_Proto_Common_MsgBase? = nil
 }
 
-nonisolated struct Milvus_Proto_Milvus_ShardReplica: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_ShardReplica: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var leaderID: Int64 = 0
+  package var leaderID: Int64 = 0
 
-  var leaderAddr: String = String()
+  package var leaderAddr: String = String()
 
-  var dmChannelName: String = String()
+  package var dmChannelName: String = String()
 
-  var nodeIds: [Int64] = []
+  package var nodeIds: [Int64] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Milvus_ReplicaInfo: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_ReplicaInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var replicaID: Int64 = 0
+  package var replicaID: Int64 = 0
 
-  var collectionID: Int64 = 0
+  package var collectionID: Int64 = 0
 
-  var partitionIds: [Int64] = []
+  package var partitionIds: [Int64] = []
 
-  var shardReplicas: [Milvus_Proto_Milvus_ShardReplica] = []
+  package var shardReplicas: [Milvus_Proto_Milvus_ShardReplica] = []
 
-  var nodeIds: [Int64] = []
+  package var nodeIds: [Int64] = []
 
-  var resourceGroupName: String = String()
+  package var resourceGroupName: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Milvus_GetReplicasResponse: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_GetReplicasResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_status ?? Milvus_Proto_Milvus_Status()}
     set {_status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {self._status != nil}
+  package var hasStatus: Bool {self._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {self._status = nil}
+  package mutating func clearStatus() {self._status = nil}
 
-  var replicas: [Milvus_Proto_Milvus_ReplicaInfo] = []
+  package var replicas: [Milvus_Proto_Milvus_ReplicaInfo] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _status: Milvus_Proto_Milvus_Status? = nil
 }
 
-nonisolated struct Milvus_Proto_Milvus_QueryRequest: @unchecked Sendable {
+package nonisolated struct Milvus_Proto_Milvus_QueryRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var base: Milvus_Proto_Common_MsgBase {
+  package var base: Milvus_Proto_Common_MsgBase {
     get {_storage._base ?? Milvus_Proto_Common_MsgBase()}
     set {_uniqueStorage()._base = newValue}
   }
   /// Returns true if `base` has been explicitly set.
-  var hasBase: Bool {_storage._base != nil}
+  package var hasBase: Bool {_storage._base != nil}
   /// Clears the value of `base`. Subsequent reads from it will return its default value.
-  mutating func clearBase() {_uniqueStorage()._base = nil}
+  package mutating func clearBase() {_uniqueStorage()._base = nil}
 
-  var dbName: String {
+  package var dbName: String {
     get {_storage._dbName}
     set {_uniqueStorage()._dbName = newValue}
   }
 
-  var collectionName: String {
+  package var collectionName: String {
     get {_storage._collectionName}
     set {_uniqueStorage()._collectionName = newValue}
   }
 
-  var expr: String {
+  package var expr: String {
     get {_storage._expr}
     set {_uniqueStorage()._expr = newValue}
   }
 
-  var outputFields: [String] {
+  package var outputFields: [String] {
     get {_storage._outputFields}
     set {_uniqueStorage()._outputFields = newValue}
   }
 
-  var partitionNames: [String] {
+  package var partitionNames: [String] {
     get {_storage._partitionNames}
     set {_uniqueStorage()._partitionNames = newValue}
   }
 
-  var travelTimestamp: UInt64 {
+  package var travelTimestamp: UInt64 {
     get {_storage._travelTimestamp}
     set {_uniqueStorage()._travelTimestamp = newValue}
   }
 
-  var guaranteeTimestamp: UInt64 {
+  package var guaranteeTimestamp: UInt64 {
     get {_storage._guaranteeTimestamp}
     set {_uniqueStorage()._guaranteeTimestamp = newValue}
   }
 
-  var queryParams: [Milvus_Proto_Common_KeyValuePair] {
+  package var queryParams: [Milvus_Proto_Common_KeyValuePair] {
     get {_storage._queryParams}
     set {_uniqueStorage()._queryParams = newValue}
   }
 
-  var notReturnAllMeta: Bool {
+  package var notReturnAllMeta: Bool {
     get {_storage._notReturnAllMeta}
     set {_uniqueStorage()._notReturnAllMeta = newValue}
   }
 
   /// 0 Strong, 1 Session, 2 Bounded, 3 Eventually
-  var consistencyLevel: Int32 {
+  package var consistencyLevel: Int32 {
     get {_storage._consistencyLevel}
     set {_uniqueStorage()._consistencyLevel = newValue}
   }
 
-  var useDefaultConsistency: Bool {
+  package var useDefaultConsistency: Bool {
     get {_storage._useDefaultConsistency}
     set {_uniqueStorage()._useDefaultConsistency = newValue}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-nonisolated struct Milvus_Proto_Milvus_QueryResults: Sendable {
+package nonisolated struct Milvus_Proto_Milvus_QueryResults: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var status: Milvus_Proto_Milvus_Status {
+  package var status: Milvus_Proto_Milvus_Status {
     get {_status ?? Milvus_Proto_Milvus_Status()}
     set {_status = newValue}
   }
   /// Returns true if `status` has been explicitly set.
-  var hasStatus: Bool {self._status != nil}
+  package var hasStatus: Bool {self._status != nil}
   /// Clears the value of `status`. Subsequent reads from it will return its default value.
-  mutating func clearStatus() {self._status = nil}
+  package mutating func clearStatus() {self._status = nil}
 
-  var fieldsData: [Milvus_Proto_Schema_FieldData] = []
+  package var fieldsData: [Milvus_Proto_Schema_FieldData] = []
 
-  var collectionName: String = String()
+  package var collectionName: String = String()
 
-  var outputFields: [String] = []
+  package var outputFields: [String] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 
   fileprivate var _status: Milvus_Proto_Milvus_Status? = nil
 }
@@ -440,10 +440,10 @@ nonisolated struct Milvus_Proto_Milvus_QueryResults: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.milvus"
 
 nonisolated extension Milvus_Proto_Milvus_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Status"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}error_code\0\u{1}reason\0\u{1}code\0\u{1}retriable\0\u{1}detail\0")
+  package static let protoMessageName: String = _protobuf_package + ".Status"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}error_code\0\u{1}reason\0\u{1}code\0\u{1}retriable\0\u{1}detail\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -459,7 +459,7 @@ nonisolated extension Milvus_Proto_Milvus_Status: SwiftProtobuf.Message, SwiftPr
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.errorCode != 0 {
       try visitor.visitSingularInt32Field(value: self.errorCode, fieldNumber: 1)
     }
@@ -478,7 +478,7 @@ nonisolated extension Milvus_Proto_Milvus_Status: SwiftProtobuf.Message, SwiftPr
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_Status, rhs: Milvus_Proto_Milvus_Status) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_Status, rhs: Milvus_Proto_Milvus_Status) -> Bool {
     if lhs.errorCode != rhs.errorCode {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.code != rhs.code {return false}
@@ -490,10 +490,10 @@ nonisolated extension Milvus_Proto_Milvus_Status: SwiftProtobuf.Message, SwiftPr
 }
 
 nonisolated extension Milvus_Proto_Milvus_KeyDataPair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".KeyDataPair"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".KeyDataPair"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -506,7 +506,7 @@ nonisolated extension Milvus_Proto_Milvus_KeyDataPair: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
@@ -516,7 +516,7 @@ nonisolated extension Milvus_Proto_Milvus_KeyDataPair: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_KeyDataPair, rhs: Milvus_Proto_Milvus_KeyDataPair) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_KeyDataPair, rhs: Milvus_Proto_Milvus_KeyDataPair) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -525,10 +525,10 @@ nonisolated extension Milvus_Proto_Milvus_KeyDataPair: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Milvus_DescribeCollectionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DescribeCollectionRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{1}collectionID\0\u{3}time_stamp\0")
+  package static let protoMessageName: String = _protobuf_package + ".DescribeCollectionRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{1}collectionID\0\u{3}time_stamp\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -544,7 +544,7 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionRequest: SwiftProtob
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -567,7 +567,7 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionRequest: SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_DescribeCollectionRequest, rhs: Milvus_Proto_Milvus_DescribeCollectionRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_DescribeCollectionRequest, rhs: Milvus_Proto_Milvus_DescribeCollectionRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.collectionName != rhs.collectionName {return false}
@@ -579,8 +579,8 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionRequest: SwiftProtob
 }
 
 nonisolated extension Milvus_Proto_Milvus_DescribeCollectionResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DescribeCollectionResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}schema\0\u{1}collectionID\0\u{3}virtual_channel_names\0\u{3}physical_channel_names\0\u{3}created_timestamp\0\u{3}created_utc_timestamp\0\u{3}shards_num\0\u{1}aliases\0\u{3}start_positions\0\u{3}consistency_level\0\u{3}collection_name\0\u{4}\u{2}db_name\0")
+  package static let protoMessageName: String = _protobuf_package + ".DescribeCollectionResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}schema\0\u{1}collectionID\0\u{3}virtual_channel_names\0\u{3}physical_channel_names\0\u{3}created_timestamp\0\u{3}created_utc_timestamp\0\u{3}shards_num\0\u{1}aliases\0\u{3}start_positions\0\u{3}consistency_level\0\u{3}collection_name\0\u{4}\u{2}db_name\0")
 
   fileprivate class _StorageClass {
     var _status: Milvus_Proto_Milvus_Status? = nil
@@ -629,7 +629,7 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionResponse: SwiftProto
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -656,7 +656,7 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionResponse: SwiftProto
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -705,7 +705,7 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionResponse: SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_DescribeCollectionResponse, rhs: Milvus_Proto_Milvus_DescribeCollectionResponse) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_DescribeCollectionResponse, rhs: Milvus_Proto_Milvus_DescribeCollectionResponse) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -733,10 +733,10 @@ nonisolated extension Milvus_Proto_Milvus_DescribeCollectionResponse: SwiftProto
 }
 
 nonisolated extension Milvus_Proto_Milvus_ShowCollectionsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ShowCollectionsRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}time_stamp\0\u{1}type\0\u{3}collection_names\0")
+  package static let protoMessageName: String = _protobuf_package + ".ShowCollectionsRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}time_stamp\0\u{1}type\0\u{3}collection_names\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -752,7 +752,7 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsRequest: SwiftProtobuf.
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -775,7 +775,7 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsRequest: SwiftProtobuf.
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_ShowCollectionsRequest, rhs: Milvus_Proto_Milvus_ShowCollectionsRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_ShowCollectionsRequest, rhs: Milvus_Proto_Milvus_ShowCollectionsRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.timeStamp != rhs.timeStamp {return false}
@@ -787,10 +787,10 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsRequest: SwiftProtobuf.
 }
 
 nonisolated extension Milvus_Proto_Milvus_ShowCollectionsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ShowCollectionsResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}collection_names\0\u{3}collection_ids\0\u{3}created_timestamps\0\u{3}created_utc_timestamps\0\u{3}inMemory_percentages\0\u{3}query_service_available\0")
+  package static let protoMessageName: String = _protobuf_package + ".ShowCollectionsResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}collection_names\0\u{3}collection_ids\0\u{3}created_timestamps\0\u{3}created_utc_timestamps\0\u{3}inMemory_percentages\0\u{3}query_service_available\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -808,7 +808,7 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsResponse: SwiftProtobuf
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -837,7 +837,7 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsResponse: SwiftProtobuf
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_ShowCollectionsResponse, rhs: Milvus_Proto_Milvus_ShowCollectionsResponse) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_ShowCollectionsResponse, rhs: Milvus_Proto_Milvus_ShowCollectionsResponse) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.collectionNames != rhs.collectionNames {return false}
     if lhs.collectionIds != rhs.collectionIds {return false}
@@ -851,10 +851,10 @@ nonisolated extension Milvus_Proto_Milvus_ShowCollectionsResponse: SwiftProtobuf
 }
 
 nonisolated extension Milvus_Proto_Milvus_GetReplicasRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".GetReplicasRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}collectionID\0\u{3}with_shard_nodes\0\u{3}collection_name\0\u{3}db_name\0")
+  package static let protoMessageName: String = _protobuf_package + ".GetReplicasRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{1}collectionID\0\u{3}with_shard_nodes\0\u{3}collection_name\0\u{3}db_name\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -870,7 +870,7 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasRequest: SwiftProtobuf.Mess
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -893,7 +893,7 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasRequest: SwiftProtobuf.Mess
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_GetReplicasRequest, rhs: Milvus_Proto_Milvus_GetReplicasRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_GetReplicasRequest, rhs: Milvus_Proto_Milvus_GetReplicasRequest) -> Bool {
     if lhs._base != rhs._base {return false}
     if lhs.collectionID != rhs.collectionID {return false}
     if lhs.withShardNodes != rhs.withShardNodes {return false}
@@ -905,10 +905,10 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasRequest: SwiftProtobuf.Mess
 }
 
 nonisolated extension Milvus_Proto_Milvus_ShardReplica: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ShardReplica"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}leaderID\0\u{3}leader_addr\0\u{3}dm_channel_name\0\u{3}node_ids\0")
+  package static let protoMessageName: String = _protobuf_package + ".ShardReplica"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}leaderID\0\u{3}leader_addr\0\u{3}dm_channel_name\0\u{3}node_ids\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -923,7 +923,7 @@ nonisolated extension Milvus_Proto_Milvus_ShardReplica: SwiftProtobuf.Message, S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.leaderID != 0 {
       try visitor.visitSingularInt64Field(value: self.leaderID, fieldNumber: 1)
     }
@@ -939,7 +939,7 @@ nonisolated extension Milvus_Proto_Milvus_ShardReplica: SwiftProtobuf.Message, S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_ShardReplica, rhs: Milvus_Proto_Milvus_ShardReplica) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_ShardReplica, rhs: Milvus_Proto_Milvus_ShardReplica) -> Bool {
     if lhs.leaderID != rhs.leaderID {return false}
     if lhs.leaderAddr != rhs.leaderAddr {return false}
     if lhs.dmChannelName != rhs.dmChannelName {return false}
@@ -950,10 +950,10 @@ nonisolated extension Milvus_Proto_Milvus_ShardReplica: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Milvus_Proto_Milvus_ReplicaInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ReplicaInfo"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replicaID\0\u{1}collectionID\0\u{3}partition_ids\0\u{3}shard_replicas\0\u{3}node_ids\0\u{3}resource_group_name\0")
+  package static let protoMessageName: String = _protobuf_package + ".ReplicaInfo"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replicaID\0\u{1}collectionID\0\u{3}partition_ids\0\u{3}shard_replicas\0\u{3}node_ids\0\u{3}resource_group_name\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -970,7 +970,7 @@ nonisolated extension Milvus_Proto_Milvus_ReplicaInfo: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.replicaID != 0 {
       try visitor.visitSingularInt64Field(value: self.replicaID, fieldNumber: 1)
     }
@@ -992,7 +992,7 @@ nonisolated extension Milvus_Proto_Milvus_ReplicaInfo: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_ReplicaInfo, rhs: Milvus_Proto_Milvus_ReplicaInfo) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_ReplicaInfo, rhs: Milvus_Proto_Milvus_ReplicaInfo) -> Bool {
     if lhs.replicaID != rhs.replicaID {return false}
     if lhs.collectionID != rhs.collectionID {return false}
     if lhs.partitionIds != rhs.partitionIds {return false}
@@ -1005,10 +1005,10 @@ nonisolated extension Milvus_Proto_Milvus_ReplicaInfo: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Milvus_GetReplicasResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".GetReplicasResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}replicas\0")
+  package static let protoMessageName: String = _protobuf_package + ".GetReplicasResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}replicas\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1021,7 +1021,7 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasResponse: SwiftProtobuf.Mes
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1035,7 +1035,7 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasResponse: SwiftProtobuf.Mes
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_GetReplicasResponse, rhs: Milvus_Proto_Milvus_GetReplicasResponse) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_GetReplicasResponse, rhs: Milvus_Proto_Milvus_GetReplicasResponse) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.replicas != rhs.replicas {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1044,8 +1044,8 @@ nonisolated extension Milvus_Proto_Milvus_GetReplicasResponse: SwiftProtobuf.Mes
 }
 
 nonisolated extension Milvus_Proto_Milvus_QueryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".QueryRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{1}expr\0\u{3}output_fields\0\u{3}partition_names\0\u{3}travel_timestamp\0\u{3}guarantee_timestamp\0\u{3}query_params\0\u{3}not_return_all_meta\0\u{3}consistency_level\0\u{3}use_default_consistency\0")
+  package static let protoMessageName: String = _protobuf_package + ".QueryRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}base\0\u{3}db_name\0\u{3}collection_name\0\u{1}expr\0\u{3}output_fields\0\u{3}partition_names\0\u{3}travel_timestamp\0\u{3}guarantee_timestamp\0\u{3}query_params\0\u{3}not_return_all_meta\0\u{3}consistency_level\0\u{3}use_default_consistency\0")
 
   fileprivate class _StorageClass {
     var _base: Milvus_Proto_Common_MsgBase? = nil
@@ -1092,7 +1092,7 @@ nonisolated extension Milvus_Proto_Milvus_QueryRequest: SwiftProtobuf.Message, S
     return _storage
   }
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     _ = _uniqueStorage()
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1118,7 +1118,7 @@ nonisolated extension Milvus_Proto_Milvus_QueryRequest: SwiftProtobuf.Message, S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every if/case branch local when no optimizations
@@ -1164,7 +1164,7 @@ nonisolated extension Milvus_Proto_Milvus_QueryRequest: SwiftProtobuf.Message, S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_QueryRequest, rhs: Milvus_Proto_Milvus_QueryRequest) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_QueryRequest, rhs: Milvus_Proto_Milvus_QueryRequest) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
@@ -1191,10 +1191,10 @@ nonisolated extension Milvus_Proto_Milvus_QueryRequest: SwiftProtobuf.Message, S
 }
 
 nonisolated extension Milvus_Proto_Milvus_QueryResults: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".QueryResults"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}fields_data\0\u{3}collection_name\0\u{3}output_fields\0")
+  package static let protoMessageName: String = _protobuf_package + ".QueryResults"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}fields_data\0\u{3}collection_name\0\u{3}output_fields\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1209,7 +1209,7 @@ nonisolated extension Milvus_Proto_Milvus_QueryResults: SwiftProtobuf.Message, S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1229,7 +1229,7 @@ nonisolated extension Milvus_Proto_Milvus_QueryResults: SwiftProtobuf.Message, S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Milvus_QueryResults, rhs: Milvus_Proto_Milvus_QueryResults) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Milvus_QueryResults, rhs: Milvus_Proto_Milvus_QueryResults) -> Bool {
     if lhs._status != rhs._status {return false}
     if lhs.fieldsData != rhs.fieldsData {return false}
     if lhs.collectionName != rhs.collectionName {return false}

@@ -27,8 +27,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+package nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
   case none // = 0
   case bool // = 1
   case int8 // = 2
@@ -47,11 +47,11 @@ nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIte
   case bfloat16Vector // = 103
   case UNRECOGNIZED(Int)
 
-  init() {
+  package init() {
     self = .none
   }
 
-  init?(rawValue: Int) {
+  package init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .none
     case 1: self = .bool
@@ -73,7 +73,7 @@ nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIte
     }
   }
 
-  var rawValue: Int {
+  package var rawValue: Int {
     switch self {
     case .none: return 0
     case .bool: return 1
@@ -96,7 +96,7 @@ nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIte
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Milvus_Proto_Schema_DataType] = [
+  package static let allCases: [Milvus_Proto_Schema_DataType] = [
     .none,
     .bool,
     .int8,
@@ -117,176 +117,176 @@ nonisolated enum Milvus_Proto_Schema_DataType: SwiftProtobuf.Enum, Swift.CaseIte
 
 }
 
-nonisolated struct Milvus_Proto_Schema_FieldSchema: Sendable {
+package nonisolated struct Milvus_Proto_Schema_FieldSchema: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var fieldID: Int64 = 0
+  package var fieldID: Int64 = 0
 
-  var name: String = String()
+  package var name: String = String()
 
-  var isPrimaryKey: Bool = false
+  package var isPrimaryKey: Bool = false
 
-  var description_p: String = String()
+  package var description_p: String = String()
 
-  var dataType: Milvus_Proto_Schema_DataType = .none
+  package var dataType: Milvus_Proto_Schema_DataType = .none
 
-  var typeParams: [Milvus_Proto_Common_KeyValuePair] = []
+  package var typeParams: [Milvus_Proto_Common_KeyValuePair] = []
 
-  var indexParams: [Milvus_Proto_Common_KeyValuePair] = []
+  package var indexParams: [Milvus_Proto_Common_KeyValuePair] = []
 
-  var autoID: Bool = false
+  package var autoID: Bool = false
 
-  var elementType: Milvus_Proto_Schema_DataType = .none
+  package var elementType: Milvus_Proto_Schema_DataType = .none
 
-  var isDynamic: Bool = false
+  package var isDynamic: Bool = false
 
-  var isPartitionKey: Bool = false
+  package var isPartitionKey: Bool = false
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_CollectionSchema: Sendable {
+package nonisolated struct Milvus_Proto_Schema_CollectionSchema: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var name: String = String()
+  package var name: String = String()
 
-  var description_p: String = String()
+  package var description_p: String = String()
 
-  var autoID: Bool = false
+  package var autoID: Bool = false
 
-  var fields: [Milvus_Proto_Schema_FieldSchema] = []
+  package var fields: [Milvus_Proto_Schema_FieldSchema] = []
 
-  var enableDynamicField: Bool = false
+  package var enableDynamicField: Bool = false
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_BoolArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_BoolArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Bool] = []
+  package var data: [Bool] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_IntArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_IntArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Int32] = []
+  package var data: [Int32] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_LongArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_LongArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Int64] = []
+  package var data: [Int64] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_FloatArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_FloatArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Float] = []
+  package var data: [Float] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_DoubleArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_DoubleArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Double] = []
+  package var data: [Double] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_BytesArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_BytesArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Data] = []
+  package var data: [Data] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_StringArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_StringArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [String] = []
+  package var data: [String] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_JSONArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_JSONArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Data] = []
+  package var data: [Data] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_ArrayArray: Sendable {
+package nonisolated struct Milvus_Proto_Schema_ArrayArray: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: [Milvus_Proto_Schema_ScalarField] = []
+  package var data: [Milvus_Proto_Schema_ScalarField] = []
 
-  var elementType: Milvus_Proto_Schema_DataType = .none
+  package var elementType: Milvus_Proto_Schema_DataType = .none
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
+package nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: Milvus_Proto_Schema_ScalarField.OneOf_Data? = nil
+  package var data: Milvus_Proto_Schema_ScalarField.OneOf_Data? = nil
 
-  var boolData: Milvus_Proto_Schema_BoolArray {
+  package var boolData: Milvus_Proto_Schema_BoolArray {
     get {
       if case .boolData(let v)? = data {return v}
       return Milvus_Proto_Schema_BoolArray()
@@ -294,7 +294,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .boolData(newValue)}
   }
 
-  var intData: Milvus_Proto_Schema_IntArray {
+  package var intData: Milvus_Proto_Schema_IntArray {
     get {
       if case .intData(let v)? = data {return v}
       return Milvus_Proto_Schema_IntArray()
@@ -302,7 +302,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .intData(newValue)}
   }
 
-  var longData: Milvus_Proto_Schema_LongArray {
+  package var longData: Milvus_Proto_Schema_LongArray {
     get {
       if case .longData(let v)? = data {return v}
       return Milvus_Proto_Schema_LongArray()
@@ -310,7 +310,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .longData(newValue)}
   }
 
-  var floatData: Milvus_Proto_Schema_FloatArray {
+  package var floatData: Milvus_Proto_Schema_FloatArray {
     get {
       if case .floatData(let v)? = data {return v}
       return Milvus_Proto_Schema_FloatArray()
@@ -318,7 +318,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .floatData(newValue)}
   }
 
-  var doubleData: Milvus_Proto_Schema_DoubleArray {
+  package var doubleData: Milvus_Proto_Schema_DoubleArray {
     get {
       if case .doubleData(let v)? = data {return v}
       return Milvus_Proto_Schema_DoubleArray()
@@ -326,7 +326,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .doubleData(newValue)}
   }
 
-  var stringData: Milvus_Proto_Schema_StringArray {
+  package var stringData: Milvus_Proto_Schema_StringArray {
     get {
       if case .stringData(let v)? = data {return v}
       return Milvus_Proto_Schema_StringArray()
@@ -334,7 +334,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .stringData(newValue)}
   }
 
-  var bytesData: Milvus_Proto_Schema_BytesArray {
+  package var bytesData: Milvus_Proto_Schema_BytesArray {
     get {
       if case .bytesData(let v)? = data {return v}
       return Milvus_Proto_Schema_BytesArray()
@@ -342,7 +342,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .bytesData(newValue)}
   }
 
-  var arrayData: Milvus_Proto_Schema_ArrayArray {
+  package var arrayData: Milvus_Proto_Schema_ArrayArray {
     get {
       if case .arrayData(let v)? = data {return v}
       return Milvus_Proto_Schema_ArrayArray()
@@ -350,7 +350,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .arrayData(newValue)}
   }
 
-  var jsonData: Milvus_Proto_Schema_JSONArray {
+  package var jsonData: Milvus_Proto_Schema_JSONArray {
     get {
       if case .jsonData(let v)? = data {return v}
       return Milvus_Proto_Schema_JSONArray()
@@ -358,9 +358,9 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
     set {data = .jsonData(newValue)}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Data: Equatable, Sendable {
+  package nonisolated enum OneOf_Data: Equatable, Sendable {
     case boolData(Milvus_Proto_Schema_BoolArray)
     case intData(Milvus_Proto_Schema_IntArray)
     case longData(Milvus_Proto_Schema_LongArray)
@@ -373,7 +373,7 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
 
   }
 
-  init() {}
+  package init() {}
 }
 
 /// Milvus declares float_vector as FloatArray { repeated float data = 1; }. Every Milvus version writes
@@ -381,28 +381,28 @@ nonisolated struct Milvus_Proto_Schema_ScalarField: Sendable {
 /// declaring it as bytes reads the row-major little-endian floats with one copy instead of one call per
 /// float — and those bytes are already the row hash's canonical encoding (docs/row-hash.md).
 /// An unpacked encoding (legal protobuf, never produced by Milvus) fails to decode and is reported.
-nonisolated struct Milvus_Proto_Schema_FloatVectorBytes: Sendable {
+package nonisolated struct Milvus_Proto_Schema_FloatVectorBytes: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var data: Data = Data()
+  package var data: Data = Data()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
+package nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var dim: Int64 = 0
+  package var dim: Int64 = 0
 
-  var data: Milvus_Proto_Schema_VectorField.OneOf_Data? = nil
+  package var data: Milvus_Proto_Schema_VectorField.OneOf_Data? = nil
 
-  var floatVector: Milvus_Proto_Schema_FloatVectorBytes {
+  package var floatVector: Milvus_Proto_Schema_FloatVectorBytes {
     get {
       if case .floatVector(let v)? = data {return v}
       return Milvus_Proto_Schema_FloatVectorBytes()
@@ -410,7 +410,7 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
     set {data = .floatVector(newValue)}
   }
 
-  var binaryVector: Data {
+  package var binaryVector: Data {
     get {
       if case .binaryVector(let v)? = data {return v}
       return Data()
@@ -418,7 +418,7 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
     set {data = .binaryVector(newValue)}
   }
 
-  var float16Vector: Data {
+  package var float16Vector: Data {
     get {
       if case .float16Vector(let v)? = data {return v}
       return Data()
@@ -426,7 +426,7 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
     set {data = .float16Vector(newValue)}
   }
 
-  var bfloat16Vector: Data {
+  package var bfloat16Vector: Data {
     get {
       if case .bfloat16Vector(let v)? = data {return v}
       return Data()
@@ -434,9 +434,9 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
     set {data = .bfloat16Vector(newValue)}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Data: Equatable, Sendable {
+  package nonisolated enum OneOf_Data: Equatable, Sendable {
     case floatVector(Milvus_Proto_Schema_FloatVectorBytes)
     case binaryVector(Data)
     case float16Vector(Data)
@@ -444,21 +444,21 @@ nonisolated struct Milvus_Proto_Schema_VectorField: Sendable {
 
   }
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_FieldData: Sendable {
+package nonisolated struct Milvus_Proto_Schema_FieldData: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var type: Milvus_Proto_Schema_DataType = .none
+  package var type: Milvus_Proto_Schema_DataType = .none
 
-  var fieldName: String = String()
+  package var fieldName: String = String()
 
-  var field: Milvus_Proto_Schema_FieldData.OneOf_Field? = nil
+  package var field: Milvus_Proto_Schema_FieldData.OneOf_Field? = nil
 
-  var scalars: Milvus_Proto_Schema_ScalarField {
+  package var scalars: Milvus_Proto_Schema_ScalarField {
     get {
       if case .scalars(let v)? = field {return v}
       return Milvus_Proto_Schema_ScalarField()
@@ -466,7 +466,7 @@ nonisolated struct Milvus_Proto_Schema_FieldData: Sendable {
     set {field = .scalars(newValue)}
   }
 
-  var vectors: Milvus_Proto_Schema_VectorField {
+  package var vectors: Milvus_Proto_Schema_VectorField {
     get {
       if case .vectors(let v)? = field {return v}
       return Milvus_Proto_Schema_VectorField()
@@ -474,29 +474,29 @@ nonisolated struct Milvus_Proto_Schema_FieldData: Sendable {
     set {field = .vectors(newValue)}
   }
 
-  var fieldID: Int64 = 0
+  package var fieldID: Int64 = 0
 
-  var isDynamic: Bool = false
+  package var isDynamic: Bool = false
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_Field: Equatable, Sendable {
+  package nonisolated enum OneOf_Field: Equatable, Sendable {
     case scalars(Milvus_Proto_Schema_ScalarField)
     case vectors(Milvus_Proto_Schema_VectorField)
 
   }
 
-  init() {}
+  package init() {}
 }
 
-nonisolated struct Milvus_Proto_Schema_IDs: Sendable {
+package nonisolated struct Milvus_Proto_Schema_IDs: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var idField: Milvus_Proto_Schema_IDs.OneOf_IDField? = nil
+  package var idField: Milvus_Proto_Schema_IDs.OneOf_IDField? = nil
 
-  var intID: Milvus_Proto_Schema_LongArray {
+  package var intID: Milvus_Proto_Schema_LongArray {
     get {
       if case .intID(let v)? = idField {return v}
       return Milvus_Proto_Schema_LongArray()
@@ -504,7 +504,7 @@ nonisolated struct Milvus_Proto_Schema_IDs: Sendable {
     set {idField = .intID(newValue)}
   }
 
-  var strID: Milvus_Proto_Schema_StringArray {
+  package var strID: Milvus_Proto_Schema_StringArray {
     get {
       if case .strID(let v)? = idField {return v}
       return Milvus_Proto_Schema_StringArray()
@@ -512,15 +512,15 @@ nonisolated struct Milvus_Proto_Schema_IDs: Sendable {
     set {idField = .strID(newValue)}
   }
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated enum OneOf_IDField: Equatable, Sendable {
+  package nonisolated enum OneOf_IDField: Equatable, Sendable {
     case intID(Milvus_Proto_Schema_LongArray)
     case strID(Milvus_Proto_Schema_StringArray)
 
   }
 
-  init() {}
+  package init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -528,14 +528,14 @@ nonisolated struct Milvus_Proto_Schema_IDs: Sendable {
 fileprivate nonisolated let _protobuf_package = "milvus.proto.schema"
 
 nonisolated extension Milvus_Proto_Schema_DataType: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0None\0\u{1}Bool\0\u{1}Int8\0\u{1}Int16\0\u{1}Int32\0\u{1}Int64\0\u{2}\u{5}Float\0\u{1}Double\0\u{2}\u{9}String\0\u{1}VarChar\0\u{1}Array\0\u{1}JSON\0\u{2}M\u{1}BinaryVector\0\u{1}FloatVector\0\u{1}Float16Vector\0\u{1}BFloat16Vector\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0None\0\u{1}Bool\0\u{1}Int8\0\u{1}Int16\0\u{1}Int32\0\u{1}Int64\0\u{2}\u{5}Float\0\u{1}Double\0\u{2}\u{9}String\0\u{1}VarChar\0\u{1}Array\0\u{1}JSON\0\u{2}M\u{1}BinaryVector\0\u{1}FloatVector\0\u{1}Float16Vector\0\u{1}BFloat16Vector\0")
 }
 
 nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".FieldSchema"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}fieldID\0\u{1}name\0\u{3}is_primary_key\0\u{1}description\0\u{3}data_type\0\u{3}type_params\0\u{3}index_params\0\u{1}autoID\0\u{4}\u{2}element_type\0\u{4}\u{2}is_dynamic\0\u{3}is_partition_key\0")
+  package static let protoMessageName: String = _protobuf_package + ".FieldSchema"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}fieldID\0\u{1}name\0\u{3}is_primary_key\0\u{1}description\0\u{3}data_type\0\u{3}type_params\0\u{3}index_params\0\u{1}autoID\0\u{4}\u{2}element_type\0\u{4}\u{2}is_dynamic\0\u{3}is_partition_key\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -557,7 +557,7 @@ nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.fieldID != 0 {
       try visitor.visitSingularInt64Field(value: self.fieldID, fieldNumber: 1)
     }
@@ -594,7 +594,7 @@ nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_FieldSchema, rhs: Milvus_Proto_Schema_FieldSchema) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_FieldSchema, rhs: Milvus_Proto_Schema_FieldSchema) -> Bool {
     if lhs.fieldID != rhs.fieldID {return false}
     if lhs.name != rhs.name {return false}
     if lhs.isPrimaryKey != rhs.isPrimaryKey {return false}
@@ -612,10 +612,10 @@ nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CollectionSchema"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{1}autoID\0\u{1}fields\0\u{3}enable_dynamic_field\0")
+  package static let protoMessageName: String = _protobuf_package + ".CollectionSchema"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{1}autoID\0\u{1}fields\0\u{3}enable_dynamic_field\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -631,7 +631,7 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
@@ -650,7 +650,7 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_CollectionSchema, rhs: Milvus_Proto_Schema_CollectionSchema) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_CollectionSchema, rhs: Milvus_Proto_Schema_CollectionSchema) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.description_p != rhs.description_p {return false}
     if lhs.autoID != rhs.autoID {return false}
@@ -662,10 +662,10 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
 }
 
 nonisolated extension Milvus_Proto_Schema_BoolArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".BoolArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".BoolArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -677,14 +677,14 @@ nonisolated extension Milvus_Proto_Schema_BoolArray: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitPackedBoolField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_BoolArray, rhs: Milvus_Proto_Schema_BoolArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_BoolArray, rhs: Milvus_Proto_Schema_BoolArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -692,10 +692,10 @@ nonisolated extension Milvus_Proto_Schema_BoolArray: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Schema_IntArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".IntArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".IntArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -707,14 +707,14 @@ nonisolated extension Milvus_Proto_Schema_IntArray: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitPackedInt32Field(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_IntArray, rhs: Milvus_Proto_Schema_IntArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_IntArray, rhs: Milvus_Proto_Schema_IntArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -722,10 +722,10 @@ nonisolated extension Milvus_Proto_Schema_IntArray: SwiftProtobuf.Message, Swift
 }
 
 nonisolated extension Milvus_Proto_Schema_LongArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".LongArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".LongArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -737,14 +737,14 @@ nonisolated extension Milvus_Proto_Schema_LongArray: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitPackedInt64Field(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_LongArray, rhs: Milvus_Proto_Schema_LongArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_LongArray, rhs: Milvus_Proto_Schema_LongArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -752,10 +752,10 @@ nonisolated extension Milvus_Proto_Schema_LongArray: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Schema_FloatArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".FloatArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".FloatArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -767,14 +767,14 @@ nonisolated extension Milvus_Proto_Schema_FloatArray: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitPackedFloatField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_FloatArray, rhs: Milvus_Proto_Schema_FloatArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_FloatArray, rhs: Milvus_Proto_Schema_FloatArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -782,10 +782,10 @@ nonisolated extension Milvus_Proto_Schema_FloatArray: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Schema_DoubleArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".DoubleArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".DoubleArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -797,14 +797,14 @@ nonisolated extension Milvus_Proto_Schema_DoubleArray: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitPackedDoubleField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_DoubleArray, rhs: Milvus_Proto_Schema_DoubleArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_DoubleArray, rhs: Milvus_Proto_Schema_DoubleArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -812,10 +812,10 @@ nonisolated extension Milvus_Proto_Schema_DoubleArray: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Schema_BytesArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".BytesArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".BytesArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -827,14 +827,14 @@ nonisolated extension Milvus_Proto_Schema_BytesArray: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_BytesArray, rhs: Milvus_Proto_Schema_BytesArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_BytesArray, rhs: Milvus_Proto_Schema_BytesArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -842,10 +842,10 @@ nonisolated extension Milvus_Proto_Schema_BytesArray: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Schema_StringArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".StringArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".StringArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -857,14 +857,14 @@ nonisolated extension Milvus_Proto_Schema_StringArray: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitRepeatedStringField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_StringArray, rhs: Milvus_Proto_Schema_StringArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_StringArray, rhs: Milvus_Proto_Schema_StringArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -872,10 +872,10 @@ nonisolated extension Milvus_Proto_Schema_StringArray: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Schema_JSONArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".JSONArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".JSONArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -887,14 +887,14 @@ nonisolated extension Milvus_Proto_Schema_JSONArray: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_JSONArray, rhs: Milvus_Proto_Schema_JSONArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_JSONArray, rhs: Milvus_Proto_Schema_JSONArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -902,10 +902,10 @@ nonisolated extension Milvus_Proto_Schema_JSONArray: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Schema_ArrayArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ArrayArray"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0\u{3}element_type\0")
+  package static let protoMessageName: String = _protobuf_package + ".ArrayArray"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0\u{3}element_type\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -918,7 +918,7 @@ nonisolated extension Milvus_Proto_Schema_ArrayArray: SwiftProtobuf.Message, Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.data, fieldNumber: 1)
     }
@@ -928,7 +928,7 @@ nonisolated extension Milvus_Proto_Schema_ArrayArray: SwiftProtobuf.Message, Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_ArrayArray, rhs: Milvus_Proto_Schema_ArrayArray) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_ArrayArray, rhs: Milvus_Proto_Schema_ArrayArray) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.elementType != rhs.elementType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -937,10 +937,10 @@ nonisolated extension Milvus_Proto_Schema_ArrayArray: SwiftProtobuf.Message, Swi
 }
 
 nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ScalarField"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_data\0\u{3}int_data\0\u{3}long_data\0\u{3}float_data\0\u{3}double_data\0\u{3}string_data\0\u{3}bytes_data\0\u{3}array_data\0\u{3}json_data\0")
+  package static let protoMessageName: String = _protobuf_package + ".ScalarField"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_data\0\u{3}int_data\0\u{3}long_data\0\u{3}float_data\0\u{3}double_data\0\u{3}string_data\0\u{3}bytes_data\0\u{3}array_data\0\u{3}json_data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1068,7 +1068,7 @@ nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1115,7 +1115,7 @@ nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_ScalarField, rhs: Milvus_Proto_Schema_ScalarField) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_ScalarField, rhs: Milvus_Proto_Schema_ScalarField) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1123,10 +1123,10 @@ nonisolated extension Milvus_Proto_Schema_ScalarField: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Schema_FloatVectorBytes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".FloatVectorBytes"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+  package static let protoMessageName: String = _protobuf_package + ".FloatVectorBytes"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1138,14 +1138,14 @@ nonisolated extension Milvus_Proto_Schema_FloatVectorBytes: SwiftProtobuf.Messag
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.data.isEmpty {
       try visitor.visitSingularBytesField(value: self.data, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_FloatVectorBytes, rhs: Milvus_Proto_Schema_FloatVectorBytes) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_FloatVectorBytes, rhs: Milvus_Proto_Schema_FloatVectorBytes) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1153,10 +1153,10 @@ nonisolated extension Milvus_Proto_Schema_FloatVectorBytes: SwiftProtobuf.Messag
 }
 
 nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".VectorField"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dim\0\u{3}float_vector\0\u{3}binary_vector\0\u{3}float16_vector\0\u{3}bfloat16_vector\0")
+  package static let protoMessageName: String = _protobuf_package + ".VectorField"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dim\0\u{3}float_vector\0\u{3}binary_vector\0\u{3}float16_vector\0\u{3}bfloat16_vector\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1205,7 +1205,7 @@ nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1235,7 +1235,7 @@ nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_VectorField, rhs: Milvus_Proto_Schema_VectorField) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_VectorField, rhs: Milvus_Proto_Schema_VectorField) -> Bool {
     if lhs.dim != rhs.dim {return false}
     if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1244,10 +1244,10 @@ nonisolated extension Milvus_Proto_Schema_VectorField: SwiftProtobuf.Message, Sw
 }
 
 nonisolated extension Milvus_Proto_Schema_FieldData: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".FieldData"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{3}field_name\0\u{1}scalars\0\u{1}vectors\0\u{3}field_id\0\u{3}is_dynamic\0")
+  package static let protoMessageName: String = _protobuf_package + ".FieldData"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{3}field_name\0\u{1}scalars\0\u{1}vectors\0\u{3}field_id\0\u{3}is_dynamic\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1288,7 +1288,7 @@ nonisolated extension Milvus_Proto_Schema_FieldData: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1319,7 +1319,7 @@ nonisolated extension Milvus_Proto_Schema_FieldData: SwiftProtobuf.Message, Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_FieldData, rhs: Milvus_Proto_Schema_FieldData) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_FieldData, rhs: Milvus_Proto_Schema_FieldData) -> Bool {
     if lhs.type != rhs.type {return false}
     if lhs.fieldName != rhs.fieldName {return false}
     if lhs.field != rhs.field {return false}
@@ -1331,10 +1331,10 @@ nonisolated extension Milvus_Proto_Schema_FieldData: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Milvus_Proto_Schema_IDs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".IDs"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}int_id\0\u{3}str_id\0")
+  package static let protoMessageName: String = _protobuf_package + ".IDs"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}int_id\0\u{3}str_id\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1371,7 +1371,7 @@ nonisolated extension Milvus_Proto_Schema_IDs: SwiftProtobuf.Message, SwiftProto
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -1390,7 +1390,7 @@ nonisolated extension Milvus_Proto_Schema_IDs: SwiftProtobuf.Message, SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Milvus_Proto_Schema_IDs, rhs: Milvus_Proto_Schema_IDs) -> Bool {
+  package static func ==(lhs: Milvus_Proto_Schema_IDs, rhs: Milvus_Proto_Schema_IDs) -> Bool {
     if lhs.idField != rhs.idField {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

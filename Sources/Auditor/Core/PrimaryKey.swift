@@ -1,0 +1,47 @@
+import Foundation
+
+/// A Milvus primary key: Int64 or VarChar.
+public enum PrimaryKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case int(Int64)
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .int(let value): return String(value)
+        case .string(let value): return value
+        }
+    }
+
+    public static func < (lhs: PrimaryKey, rhs: PrimaryKey) -> Bool {
+        switch (lhs, rhs) {
+        case (.int(let a), .int(let b)): return a < b
+        case (.string(let a), .string(let b)): return a < b
+        case (.int, .string): return true
+        case (.string, .int): return false
+        }
+    }
+}
+
+/// Milvus hybrid (TSO) timestamp helpers: physical milliseconds << 18 | logical counter.
+public enum HybridTimestamp {
+    public static func physicalMilliseconds(_ ts: UInt64) -> Int64 { Int64(ts >> 18) }
+    public static func logical(_ ts: UInt64) -> UInt64 { ts & 0x3FFFF }
+    public static func compose(milliseconds: Int64, logical: UInt64 = 0) -> UInt64 {
+        (UInt64(max(0, milliseconds)) << 18) | (logical & 0x3FFFF)
+    }
+    /// ISO-8601 UTC with milliseconds, for humans.
+    public static func iso8601(_ ts: UInt64) -> String {
+        iso8601(milliseconds: physicalMilliseconds(ts))
+    }
+    public static func iso8601(milliseconds ms: Int64) -> String {
+        let seconds = Double(ms) / 1000
+        let date = Date(timeIntervalSince1970: seconds)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let millis = Int(((ms % 1000) + 1000) % 1000)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0,
+            c.minute ?? 0, c.second ?? 0, millis)
+    }
+}

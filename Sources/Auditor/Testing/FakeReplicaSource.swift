@@ -1,0 +1,73 @@
+import AuditorCore
+import AuditorMilvus
+import Synchronization
+
+/// A replica source answering from scripts — per replica (ids 1, 2, …; replica N's one shard is led by node
+/// N×10), the leader view and the rows it serves, as functions of how many times it was asked. For tests of
+/// the audit round without a cluster.
+public final class FakeReplicaSource: ReplicaSource {
+    public struct Script: Sendable {
+        /// probe number → leader view (nil: no view yet); throwing = leader unreachable.
+        public var view: @Sendable (Int) throws -> LeaderView?
+        /// data request number (counts and reads) → rows served at T; throwing = the read failed (e.g. deadline: lagging).
+        public var rows: @Sendable (Int) throws -> [ReplicaRow]
+        /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
+        public var count: (@Sendable () -> Int64)? = nil
+    }
+    public let vchannel = "by-dev-rootcoord-dml_0_9v0"
+    public let scripts: [Int64: Script]
+    private let calls = Mutex<[String: Int]>([:])
+
+    public init(_ scripts: [Int64: Script]) { self.scripts = scripts }
+
+    private func next(_ key: String) -> Int {
+        calls.withLock {
+            $0[key, default: 0] += 1
+            return $0[key]! - 1
+        }
+    }
+
+    public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
+        scripts.keys.sorted().map { id in
+            ReplicaInfo(
+                id: id, collectionID: collectionID, nodeIDs: [id * 10],
+                shards: [
+                    .init(
+                        vchannel: vchannel, leaderID: id * 10, leaderAddress: "10.0.0.\(id):21123", nodeIDs: [id * 10])
+                ])
+        }
+    }
+
+    public func leaderView(shard: ReplicaInfo.Shard, collectionID: Int64, timeout: Duration) async throws -> LeaderView?
+    {
+        let id = shard.leaderID / 10
+        return try scripts[id]!.view(next("view\(id)"))
+    }
+
+    public func count(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        timeout: Duration
+    ) async throws -> Int64 {
+        let id = shard.leaderID / 10
+        if let count = scripts[id]!.count { return count() }
+        return Int64(try scripts[id]!.rows(next("data\(id)")).count)
+    }
+
+    public func rows(
+        shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        pageSize: Int, timeout: Duration
+    ) async throws -> [ReplicaRow] {
+        let id = shard.leaderID / 10
+        return try scripts[id]!.rows(next("data\(id)")).map { ReplicaRow(pk: $0.pk, ts: $0.ts) }  // pk mode: no hash
+    }
+
+    public func fullRows(
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
+        maxRows: Int?, pageSize: Int, timeout: Duration
+    ) async throws -> [HashedRow] {
+        let id = shard.leaderID / 10
+        let rows = try scripts[id]!.rows(next("data\(id)")).sorted { $0.pk < $1.pk }
+            .filter { row in after.map { row.pk > $0 } ?? true }
+        return rows.prefix(maxRows ?? rows.count).map { HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0) }
+    }
+}
