@@ -32,71 +32,29 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("kafka-property"), help: "Extra librdkafka property KEY=VALUE (repeatable).")
     var kafkaProperties: [String] = []
 
-    func file() throws -> ConfigFile {
-        guard let config else { return ConfigFile() }
-        do { return try ConfigFile.load(path: config) } catch { throw ValidationError("\(error)") }
-    }
-
-    func validate() throws {
-        let file = try file()
-        let level = logLevel ?? file.values["log-level"] ?? "warning"
-        guard Logger.Level(rawValue: level) != nil else {
-            throw ValidationError(
-                "--log-level: '\(level)' is not one of trace, debug, info, notice, warning, error, critical")
-        }
-        for property in kafkaProperties + file.kafkaProperties where !property.contains("=") {
-            throw ValidationError("--kafka-property: '\(property)' is not KEY=VALUE")
-        }
-        for (flag, key) in [(milvus, "milvus"), (etcd, "etcd")] {
-            if let value = flag ?? file.values[key], !value.contains(":") {
-                throw ValidationError("--\(key): '\(value)' is not HOST:PORT")
-            }
-        }
-        if let brokers = brokers ?? file.values["brokers"],
-            brokers.split(separator: ",").contains(where: { !$0.contains(":") })
-        {
-            throw ValidationError("--brokers: '\(brokers)' is not HOST:PORT[,HOST:PORT]")
+    /// Resolves every setting (flags > AUDITD_* > config file); `extra`: the subcommand's own flags by key.
+    func settings(_ extra: [String: String?] = [:]) throws -> Settings {
+        do {
+            let file = try config.map { try ConfigFile.load(path: $0) } ?? ConfigFile()
+            let flags: [String: String?] = [
+                "brokers": brokers, "milvus": milvus, "state": state, "etcd": etcd, "etcd-root": etcdRoot,
+                "topic-prefix": topicPrefix, "log-level": logLevel,
+            ]
+            return try Settings.resolve(
+                flags: flags.merging(extra) { $1 }, kafkaPropertyFlags: kafkaProperties,
+                environment: ProcessInfo.processInfo.environment, file: file)
+        } catch let error as ApplicationError {
+            throw ValidationError(error.message)
         }
     }
 
-    /// The state directory: --state, else the config file's `state`, else $AUDITD_STATE, else ./auditd-state.
-    func stateDirectory() -> String {
-        state ?? (try? file())?.values["state"] ?? ProcessInfo.processInfo.environment["AUDITD_STATE"]
-            ?? "auditd-state"
-    }
+    func validate() throws { _ = try settings() }
 
-    /// The Milvus proxy: --milvus, else the config file's `milvus`, else 127.0.0.1:19530.
-    func milvusTarget() -> String {
-        milvusSchemaSource() ?? "127.0.0.1:19530"
-    }
-
-    func milvusEtcd() -> MilvusEtcd {
-        let file = try? file()
-        return MilvusEtcd(
-            endpoint: etcd ?? file?.values["etcd"] ?? "127.0.0.1:2379",
-            rootPath: etcdRoot ?? file?.values["etcd-root"] ?? "by-dev")
-    }
-
-    /// `run` asks Milvus for schemas only when told where it is (--milvus or the config file).
-    func milvusSchemaSource() -> String? {
-        milvus ?? (try? file())?.values["milvus"]
-    }
-
-    func configuration() -> AuditorConfiguration {
-        let file = (try? file()) ?? ConfigFile()
-        var logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = Logger.Level(rawValue: logLevel ?? file.values["log-level"] ?? "warning") ?? .warning
-        var properties: [String: String] = [:]
-        for property in file.kafkaProperties + kafkaProperties {
-            let parts = property.split(separator: "=", maxSplits: 1)
-            properties[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        let resolved =
-            brokers ?? file.values["brokers"] ?? ProcessInfo.processInfo.environment["AUDITD_BROKERS"]
-            ?? "127.0.0.1:9092"
-        return AuditorConfiguration(
-            brokers: resolved, topicPrefix: topicPrefix ?? file.values["topic-prefix"] ?? "by-dev-rootcoord-dml",
-            kafkaProperties: properties, logger: logger)
+    /// The application for these settings, logging to stderr.
+    func application(_ extra: [String: String?] = [:]) throws -> (Application, Settings) {
+        let settings = try settings(extra)
+        let logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }
+        return (buildApplication(AuditorConfiguration(settings: settings, logger: logger)), settings)
     }
 }
 
@@ -151,7 +109,7 @@ struct Tail: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let app = buildApplication(connection.configuration())
+        let (app, _) = try connection.application()
         let out = LineWriter()
         do {
             let summary = try await app.tail(
@@ -218,15 +176,15 @@ struct Run: AsyncParsableCommand {
     var tombstoneDays = 7
 
     func run() async throws {
-        let app = buildApplication(connection.configuration())
+        let (app, settings) = try connection.application()
         let stop = StopFlag()
         let signals = stopOnSignals(stop)
         defer { signals.forEach { $0.cancel() } }
         let interactive = isatty(STDERR_FILENO) != 0
         let options = RunOptions(
-            stateDirectory: connection.stateDirectory(), once: once,
+            stateDirectory: settings.stateDirectory, once: once,
             shadow: ShadowConfiguration(buckets: buckets, tombstoneRetention: .seconds(tombstoneDays * 86400)),
-            milvus: connection.milvusSchemaSource())
+            milvus: settings.milvusGiven ? settings.milvus : nil)
         try await oneLineErrors("run") {
             let stats = try await app.run(options, stop: stop) { stats in
                 let line =
@@ -253,27 +211,18 @@ struct Report: AsyncParsableCommand {
     var rows: Int64?
 
     func run() async throws {
-        let app = buildApplication(connection.configuration())
+        let (app, settings) = try connection.application()
         try await oneLineErrors("report") {
             if let rows {
-                let store = try ShadowStore.open(directory: connection.stateDirectory(), create: false)
                 let out = LineWriter()
-                for row in try store.liveRows(collectionID: rows) {
-                    var o = JSONLine()
-                    o.pk("pk", row.pk)
-                    o.int("ts", row.ts)
-                    o.string("row_hash", row.rowHash.hex16)
-                    out.write(o.result)
+                for line in try app.rowLines(stateDirectory: settings.stateDirectory, collectionID: rows) {
+                    out.write(line)
                 }
                 out.flush()
                 return
             }
-            let summary = try app.shadowSummary(stateDirectory: connection.stateDirectory())
-            print(
-                json
-                    ? ShadowReport.json(summary, nowMs: app.clock.nowMs())
-                    : ShadowReport.text(summary, nowMs: app.clock.nowMs()))
-            let code = ShadowReport.exitCode(summary)
+            let (text, code) = try app.report(stateDirectory: settings.stateDirectory, json: json)
+            print(text)
             if code != 0 { throw ExitCode(code) }
         }
     }
@@ -296,17 +245,10 @@ struct Verify: AsyncParsableCommand {
     var replay = false
 
     func run() async throws {
+        let (app, settings) = try connection.application()
         try await oneLineErrors("verify") {
-            let directory = connection.stateDirectory()
-            let store = try ShadowStore.open(directory: directory, create: false)
-            var problems = try store.verify()
-            if let against {
-                problems += try store.differences(from: ShadowStore.open(directory: against, create: false))
-            }
-            if replay {
-                problems += try await buildApplication(connection.configuration()).replayDifferences(
-                    stateDirectory: directory)
-            }
+            let problems = try await app.verify(
+                stateDirectory: settings.stateDirectory, against: against, replay: replay)
             for problem in problems { print("verify: \(problem)") }
             if !problems.isEmpty { throw ExitCode(1) }
             print("verify: ok")
@@ -324,11 +266,10 @@ struct Bootstrap: AsyncParsableCommand {
     var collection: String
 
     func run() async throws {
-        let app = buildApplication(connection.configuration())
-        let target = connection.milvusTarget()
+        let (app, settings) = try connection.application()
         try await oneLineErrors("bootstrap") {
             let result = try await app.bootstrap(
-                collection: collection, milvus: target, stateDirectory: connection.stateDirectory()
+                collection: collection, milvus: settings.milvus, stateDirectory: settings.stateDirectory
             ) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
             print(
                 "bootstrapped \(result.name) (\(result.collectionID)): \(result.rows) rows from replica "
@@ -347,6 +288,8 @@ func oneLineErrors(_ command: String, _ body: () async throws -> Void) async thr
         try await body()
     } catch let error as ShadowError {
         try fail(error.message)
+    } catch let error as ApplicationError where error.kind == .configuration {
+        throw ValidationError(error.message)
     } catch let error as ApplicationError {
         try fail(error.message)
     } catch let error as KafkaError {
@@ -392,82 +335,56 @@ struct Audit: AsyncParsableCommand {
     )
     var mode: String?
 
+    @Option(
+        help:
+            "Shard reads (of all replicas of a collection) at once; pages of one shard stay in order (config: read-concurrency)."
+    )
+    var readConcurrency: Int?
+
     @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
     var collection: [String] = []
 
     @Flag(help: "JSON report.")
     var json = false
 
-    func seconds(_ flag: Int?, _ key: String, _ fallback: Int) throws -> Int {
-        if let flag { return flag }
-        guard let text = (try connection.file()).values[key] else { return fallback }
-        guard let value = Int(text), value >= 0 else {
-            throw ValidationError("config key '\(key)': '\(text)' is not a number of seconds")
-        }
-        return value
+    /// This command's flags by their config keys (they take part in the same resolution).
+    var flags: [String: String?] {
+        [
+            "audit-interval": interval.map(String.init), "settle": settle.map(String.init),
+            "catchup-bound": catchupBound.map(String.init), "watch-limit": watchLimit.map(String.init),
+            "unreachable-grace": unreachableGrace.map(String.init), "mode": mode,
+            "read-concurrency": readConcurrency.map(String.init),
+        ]
     }
 
-    func validate() throws {
-        for (flag, name) in [
-            (interval, "--interval"), (settle, "--settle"), (catchupBound, "--catchup-bound"),
-            (watchLimit, "--watch-limit"), (unreachableGrace, "--unreachable-grace"),
-        ]
-        where (flag ?? 0) < 0 {
-            throw ValidationError("\(name): must not be negative")
-        }
-    }
+    func validate() throws { _ = try connection.settings(flags) }
 
     func run() async throws {
-        let app = buildApplication(connection.configuration())
-        let directory = connection.stateDirectory()
+        let (app, settings) = try connection.application(flags)
+        let options = AuditOptions(
+            stateDirectory: settings.stateDirectory, milvus: settings.milvus, policy: settings.auditPolicy,
+            collections: collection, etcd: settings.milvusEtcd)
         var code: Int32 = 0
         try await oneLineErrors("audit") {
-            var policy = AuditPolicy(
-                settle: .seconds(try seconds(settle, "settle", 10)),
-                watchLimit: .seconds(try seconds(watchLimit, "watch-limit", 60)),
-                unreachableGrace: .seconds(try seconds(unreachableGrace, "unreachable-grace", 10)),
-                catchupBound: .seconds(try seconds(catchupBound, "catchup-bound", 120)))
-            let modeName = try mode ?? connection.file().values["mode"] ?? "pk"
-            guard let auditMode = AuditMode(rawValue: modeName) else {
-                throw ValidationError("--mode: '\(modeName)' is not one of pk, full, sample")
+            if once {
+                let summary = try await app.audit(options)
+                FileHandle.standardError.write(Data((summary.line + "\n").utf8))
+                let (text, _) = try app.report(stateDirectory: settings.stateDirectory, json: json)
+                print(text)
+                code = summary.exitCode(with: try app.shadowSummary(stateDirectory: settings.stateDirectory))
+                return
             }
-            policy.mode = auditMode
-            let options = AuditOptions(
-                stateDirectory: directory, milvus: connection.milvusTarget(), policy: policy, collections: collection,
-                etcd: connection.milvusEtcd())
-            let pause = try seconds(interval, "audit-interval", 60)
             let stop = StopFlag()
             let signals = stopOnSignals(stop)
             defer { signals.forEach { $0.cancel() } }
-            repeat {
-                let summary: AuditSummary
-                do {
-                    summary = try await app.audit(options)
-                } catch  where !once {
+            try await app.auditContinuously(options, interval: settings.auditInterval, stop: stop) { round in
+                switch round {
+                case .success(let summary): FileHandle.standardError.write(Data((summary.line + "\n").utf8))
+                case .failure(let error):
                     // a sidecar keeps auditing: this round failed (Kafka or Milvus away), the next one may not
                     FileHandle.standardError.write(Data("audit: round failed: \(error)\n".utf8))
-                    for _ in 0..<(pause * 10) where !stop.isStopped { try await Task.sleep(for: .milliseconds(100)) }
-                    continue
                 }
-                var line = "audit: \(summary.collections) collections, \(summary.replicas) replicas, "
-                line += "\(summary.rowsChecked) rows checked, \(summary.confirmed.count) confirmed, "
-                line += "\(summary.suspected.count) suspected, \(summary.resolved.count) resolved findings"
-                if !summary.notAudited.isEmpty {
-                    line += "; not audited: " + summary.notAudited.joined(separator: "; ")
-                }
-                FileHandle.standardError.write(Data((line + "\n").utf8))
-                let report = try app.shadowSummary(stateDirectory: directory)
-                if once {
-                    print(
-                        json
-                            ? ShadowReport.json(report, nowMs: app.clock.nowMs())
-                            : ShadowReport.text(report, nowMs: app.clock.nowMs()))
-                    code = max(summary.exitCode, ShadowReport.exitCode(report))
-                    if summary.exitCode == 1 || ShadowReport.exitCode(report) == 1 { code = 1 }
-                    break
-                }
-                for _ in 0..<(pause * 10) where !stop.isStopped { try await Task.sleep(for: .milliseconds(100)) }
-            } while !stop.isStopped
+            }
         }
         if code != 0 { throw ExitCode(code) }
     }

@@ -26,6 +26,8 @@ public struct AuditorConfiguration: Sendable {
     public var makeKafkaLog: @Sendable (KafkaReaderConfiguration, Logger) throws -> any KafkaLog
     /// The clock seam: every wall-time read and every sleep of the application goes through it.
     public var clock: any AuditorClock
+    /// Everything else the commands take (state directory, Milvus, etcd, audit policy).
+    public var settings = Settings()
 
     public init(
         brokers: String, topicPrefix: String = "by-dev-rootcoord-dml", kafkaProperties: [String: String] = [:],
@@ -41,6 +43,18 @@ public struct AuditorConfiguration: Sendable {
         self.kafkaProperties = kafkaProperties
         self.logger = logger
         self.makeKafkaLog = makeKafkaLog
+    }
+}
+
+extension AuditorConfiguration {
+    /// The configuration `main` builds: resolved settings, a logger at their level, the real seams.
+    public init(settings: Settings, logger: Logger, clock: any AuditorClock = SystemClock()) {
+        var logger = logger
+        logger.logLevel = settings.logLevel
+        self.init(
+            brokers: settings.brokers, topicPrefix: settings.topicPrefix, kafkaProperties: settings.kafkaProperties,
+            logger: logger, clock: clock)
+        self.settings = settings
     }
 }
 

@@ -46,11 +46,14 @@ public struct AuditSummary: Sendable {
 extension Application {
     /// `auditd audit --once`: ingest to the end of the log, then one `AuditRound` per loaded collection at
     /// the cut T (the last time tick the shadow applied on every pchannel of the collection).
-    public func audit(_ options: AuditOptions, source: (any ReplicaSource)? = nil) async throws -> AuditSummary {
+    /// `source` and `catalog` are the seams to Milvus (the QueryNodes, the proxy); nil: the real ones.
+    public func audit(
+        _ options: AuditOptions, source: (any ReplicaSource)? = nil, catalog: (any CollectionCatalog)? = nil
+    ) async throws -> AuditSummary {
         _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
         let store = try openStore(options.stateDirectory, create: false)
         let checkpoints = try await store.perform { try $0.checkpoints() }
-        let client = MilvusClient(target: options.milvus)
+        let catalog = catalog ?? MilvusClient(target: options.milvus)
         let round = AuditRound(
             source: source ?? ReplicaReader(milvus: options.milvus, etcd: options.etcd, clock: clock),
             policy: options.policy,
@@ -66,17 +69,18 @@ extension Application {
             }
             let schema: CollectionSchemaInfo
             do {
-                schema = try await client.describeCollection(id: collection.id)
+                schema = try await catalog.schema(collectionID: collection.id)
             } catch {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): \(error)")
                 continue
             }
+            let listed: [ReplicaInfo]?
             do {
-                _ = try await round.source.replicas(collectionID: collection.id)
+                listed = try await round.source.replicas(collectionID: collection.id)
             } catch let error as MilvusError where error.status?.error?.meansNotLoaded == true {
                 continue  // not loaded: no replica serves it, nothing to audit
             } catch {
-                // e.g. no replica available (its nodes are down or restarting): the round probes and says so
+                listed = nil  // e.g. no replica available (nodes down or restarting): the round probes and says so
             }
             guard let pk = schema.primaryKey else { continue }
             let ticks = schema.physicalChannels.map { checkpoints[$0]?.tickTs ?? 0 }
@@ -97,7 +101,7 @@ extension Application {
                 return expected
             }
             expected.schema = schema
-            let result = try await round.audit(expected)
+            let result = try await round.audit(expected, listed: listed)
             let leaders = result.leaders
             try await store.perform {
                 try $0.recordTopology(
@@ -138,5 +142,52 @@ extension Application {
                 nowMs: clock.nowMs())
         }
         return summary
+    }
+}
+
+extension AuditSummary {
+    /// The one line `audit` prints per round.
+    public var line: String {
+        var line = "audit: \(collections) collections, \(replicas) replicas, "
+        line += "\(rowsChecked) rows checked, \(confirmed.count) confirmed, "
+        line += "\(suspected.count) suspected, \(resolved.count) resolved findings"
+        if !notAudited.isEmpty { line += "; not audited: " + notAudited.joined(separator: "; ") }
+        return line
+    }
+
+    /// `audit --once`'s exit code with the report after the round: 1 when either has confirmed findings,
+    /// else the larger (2: something could not be audited).
+    public func exitCode(with report: ShadowSummary) -> Int32 {
+        let reportCode = ShadowReport.exitCode(report)
+        if exitCode == 1 || reportCode == 1 { return 1 }
+        return max(exitCode, reportCode)
+    }
+}
+
+extension Application {
+    /// `auditd audit` without `--once`: a round every `interval` until `stop`. A round that fails (Kafka or
+    /// Milvus away) is reported to `onRound` and the next one is tried after the interval.
+    public func auditContinuously(
+        _ options: AuditOptions, interval: Duration, stop: StopFlag, source: (any ReplicaSource)? = nil,
+        catalog: (any CollectionCatalog)? = nil, onRound: (Result<AuditSummary, any Error>) -> Void
+    ) async throws {
+        while !stop.isStopped && !Task.isCancelled {
+            do {
+                onRound(.success(try await audit(options, source: source, catalog: catalog)))
+            } catch {
+                onRound(.failure(error))
+            }
+            try await pause(interval, unless: stop)
+        }
+    }
+
+    /// Sleeps on the application's clock in steps of 0.1 s, returning early once `stop` is set.
+    func pause(_ duration: Duration, unless stop: StopFlag) async throws {
+        var left = duration
+        while left > .zero && !stop.isStopped {
+            let step = min(left, .milliseconds(100))
+            try await clock.sleep(for: step)
+            left -= step
+        }
     }
 }

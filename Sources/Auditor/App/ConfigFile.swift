@@ -8,10 +8,8 @@ import Foundation
 
 /// `--config FILE`: flat `key: value` lines (YAML subset; `#` comments), keys named like the flags.
 public struct ConfigFile: Sendable, Equatable {
-    public static let keys: Set<String> = [
-        "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
-        "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root", "mode",
-    ]
+    /// The keys a file may set: the same as the flags and the environment (`Settings.keys`).
+    public static var keys: Set<String> { Settings.keys }
     public var values: [String: String] = [:]
     public var kafkaProperties: [String] = []
 

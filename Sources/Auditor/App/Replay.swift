@@ -42,3 +42,15 @@ extension Application {
         return try await store.perform { try $0.differences(from: fresh) }
     }
 }
+
+extension Application {
+    /// `auditd verify`: the shadow's bucket hashes against a recomputation; with `against`, equality with
+    /// another shadow; with `replay`, equality with a fresh replay of the log. Empty: no problem found.
+    public func verify(stateDirectory: String, against: String? = nil, replay: Bool = false) async throws -> [String] {
+        let store = try openStore(stateDirectory, create: false)
+        var problems = try store.verify()
+        if let against { problems += try store.differences(from: openStore(against, create: false)) }
+        if replay { problems += try await replayDifferences(stateDirectory: stateDirectory) }
+        return problems
+    }
+}

@@ -111,3 +111,26 @@ extension Application {
         try openStore(stateDirectory, create: false).summary()
     }
 }
+
+extension Application {
+    /// `auditd report --rows ID`: the shadow's live rows of one collection as JSON lines {pk, ts, row_hash}.
+    public func rowLines(stateDirectory: String, collectionID: Int64) throws -> [String] {
+        try openStore(stateDirectory, create: false).liveRows(collectionID: collectionID).map { row in
+            var o = JSONLine()
+            o.pk("pk", row.pk)
+            o.int("ts", row.ts)
+            o.string("row_hash", row.rowHash.hex16)
+            return o.result
+        }
+    }
+
+    /// `auditd report`: the shadow rendered as text or JSON, and the report's exit code.
+    public func report(stateDirectory: String, json: Bool) throws -> (text: String, exitCode: Int32) {
+        let summary = try shadowSummary(stateDirectory: stateDirectory)
+        let nowMs = clock.nowMs()
+        return (
+            json ? ShadowReport.json(summary, nowMs: nowMs) : ShadowReport.text(summary, nowMs: nowMs),
+            ShadowReport.exitCode(summary)
+        )
+    }
+}

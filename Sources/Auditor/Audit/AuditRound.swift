@@ -136,13 +136,16 @@ public struct AuditRound: Sendable {
         var rows: [ReplicaRow]
     }
 
-    public func audit(_ expected: ExpectedCollection) async throws -> CollectionAuditResult {
+    /// `listed`: the replicas as the caller just listed them (the first probe uses them instead of asking again).
+    public func audit(_ expected: ExpectedCollection, listed: [ReplicaInfo]? = nil) async throws
+        -> CollectionAuditResult
+    {
         let startMs = clock.nowMs()
         let started = clock.instant()
         let context = Context(
             expected: expected,
             cut: ShadowCut(rows: expected.rows, timestamp: expected.timestamp, buckets: expected.buckets))
-        var (topology, watches) = try await watch(context, topology: await probe(expected))
+        var (topology, watches) = try await watch(context, topology: await probe(expected, listed: listed))
         var result = CollectionAuditResult()
         if let error = topology.error {
             result.unjudged.append("\(expected.name) (\(expected.collectionID)): replicas not available: \(error)")
@@ -192,10 +195,14 @@ public struct AuditRound: Sendable {
 
     // MARK: 1. topology and health
 
-    func probe(_ expected: ExpectedCollection) async -> Topology {
+    func probe(_ expected: ExpectedCollection, listed: [ReplicaInfo]? = nil) async -> Topology {
         let replicas: [ReplicaInfo]
         do {
-            replicas = try await source.replicas(collectionID: expected.collectionID)
+            if let listed {
+                replicas = listed
+            } else {
+                replicas = try await source.replicas(collectionID: expected.collectionID)
+            }
         } catch {
             return Topology(probes: [], health: [:], error: "\(error)")
         }

@@ -55,3 +55,15 @@ public final class MilvusClient: Sendable {
         return Array(zip(response.collectionNames, response.collectionIds)).map { (name: $0.0, id: $0.1) }
     }
 }
+
+/// What an audit needs to know of a collection beyond the log: its schema and channels (the proxy's
+/// DescribeCollection in production, a fixed table in tests).
+public protocol CollectionCatalog: Sendable {
+    func schema(collectionID: Int64) async throws -> CollectionSchemaInfo
+}
+
+extension MilvusClient: CollectionCatalog {
+    public func schema(collectionID: Int64) async throws -> CollectionSchemaInfo {
+        try await describeCollection(id: collectionID)
+    }
+}

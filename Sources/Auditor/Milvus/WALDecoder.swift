@@ -74,17 +74,7 @@ public struct WALDecoder {
 
     /// Milvus 2.5+ names the type in a `msg_type` header (e.g. "Insert"); absent on broadcasts and in 2.3.
     static func headerType(_ record: KafkaRecord) -> Int? {
-        guard let name = record.header("msg_type") else { return nil }
-        switch name {
-        case "Insert": return 400
-        case "Delete": return 401
-        case "TimeTick": return 1200
-        case "CreateCollection": return 100
-        case "DropCollection": return 101
-        case "CreatePartition": return 200
-        case "DropPartition": return 201
-        default: return nil  // unknown name: trust MsgBase
-        }
+        record.header("msg_type").flatMap(MilvusMessageType.init(headerName:))?.rawValue
     }
 
     static func typeName(_ type: Int) -> String {
@@ -94,31 +84,31 @@ public struct WALDecoder {
     private mutating func decodeBody(
         type: Int, value: [UInt8], baseTimestamp: UInt64, options: BinaryDecodingOptions
     ) throws -> WALBody {
-        switch type {
-        case 400:
+        switch MilvusMessageType(rawValue: type) {
+        case .insert?:
             let request = try Milvus_Proto_Msg_InsertRequest(serializedBytes: value, options: options)
             return .insert(try decodeInsert(request, baseTimestamp: baseTimestamp))
-        case 401:
+        case .delete?:
             let request = try Milvus_Proto_Msg_DeleteRequest(serializedBytes: value, options: options)
             return .delete(try decodeDelete(request, baseTimestamp: baseTimestamp))
-        case 1200:
+        case .timeTick?:
             return .timeTick
-        case 100:
+        case .createCollection?:
             let request = try Milvus_Proto_Msg_CreateCollectionRequest(serializedBytes: value, options: options)
             return .createCollection(try Self.decodeCreateCollection(request, options: options))
-        case 101:
+        case .dropCollection?:
             let request = try Milvus_Proto_Msg_DropCollectionRequest(serializedBytes: value, options: options)
             return .dropCollection(
                 DropCollectionMessage(
                     collectionID: request.collectionID, collectionName: request.collectionName,
                     dbName: request.dbName))
-        case 200:
+        case .createPartition?:
             return .createPartition(
                 try Self.partition(Milvus_Proto_Msg_CreatePartitionRequest(serializedBytes: value, options: options)))
-        case 201:
+        case .dropPartition?:
             return .dropPartition(
                 try Self.partition(Milvus_Proto_Msg_DropPartitionRequest(serializedBytes: value, options: options)))
-        default:
+        case nil:
             return .other(msgType: type)
         }
     }

@@ -4,6 +4,32 @@ import AuditorTransport
 import Foundation
 import MilvusProto
 
+/// The Milvus message types auditd interprets (common.proto `MsgType` numbering); any other type is
+/// `WALBody.other` with its number.
+public enum MilvusMessageType: Int, Sendable, CaseIterable {
+    case createCollection = 100
+    case dropCollection = 101
+    case createPartition = 200
+    case dropPartition = 201
+    case insert = 400
+    case delete = 401
+    case timeTick = 1200
+
+    /// The name Milvus 2.5+ puts in a record's `msg_type` header.
+    public init?(headerName: String) {
+        switch headerName {
+        case "Insert": self = .insert
+        case "Delete": self = .delete
+        case "TimeTick": self = .timeTick
+        case "CreateCollection": self = .createCollection
+        case "DropCollection": self = .dropCollection
+        case "CreatePartition": self = .createPartition
+        case "DropPartition": self = .dropPartition
+        default: return nil  // unknown name: trust MsgBase
+        }
+    }
+}
+
 /// Milvus data types (schema.proto numbering).
 public enum MilvusDataType: Int, Sendable, Hashable, CustomStringConvertible {
     case none = 0

@@ -31,35 +31,24 @@ public final class WALReader {
         }
     }
 
-    /// Per-pchannel progress toward the end of the log.
-    public struct ChannelProgress: Sendable, Equatable {
-        public var topic: String
-        /// High watermark at start (the `untilEnd` target).
-        public var target: Int64
-        /// Next offset to read.
-        public var next: Int64
-        public var reachedEnd: Bool
-        public var done: Bool { next >= target && reachedEnd }
-    }
-
-    private let log: any KafkaLog
+    private let follower: LogFollower
     private let options: Options
-    private let logger: Logger
     private let clock = ContinuousClock()
     public private(set) var decoder: WALDecoder
-    public private(set) var progress: [String: ChannelProgress] = [:]
     /// Errors the log reported for single partitions (the reader kept going).
     public private(set) var errors: [KafkaError] = []
     private var lastDiscovery: ContinuousClock.Instant?
+    private var discoveredOnce = false
 
     public init(log: any KafkaLog, options: Options, decoder: WALDecoder = WALDecoder(), logger: Logger) {
-        self.log = log
+        follower = LogFollower(log: log, topicPrefix: options.topicPrefix, logger: logger)
         self.options = options
         self.decoder = decoder
-        self.logger = logger
     }
 
-    public var topics: [String] { progress.keys.sorted() }
+    public var topics: [String] { follower.topics }
+    /// Per-pchannel progress toward the end of the log.
+    public var progress: [String: LogFollower.Position] { follower.positions }
 
     /// Discovers the pchannels, records their high watermarks and assigns them.
     public func start() async throws {
@@ -68,28 +57,20 @@ public final class WALReader {
 
     private func discover() async throws {
         lastDiscovery = clock.now
-        let found = try await log.pchannelTopics(prefix: options.topicPrefix)
-        var positions: [TopicPosition] = []
-        for topic in found where progress[topic] == nil {
-            let marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+        for topic in try await follower.unfollowedTopics() {
+            let marks = try await follower.log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
             // A pchannel that appears while following is read from its beginning.
             let fromStart = options.fromBeginning || discoveredOnce
-            let next = fromStart ? marks.low : marks.high
-            progress[topic] = ChannelProgress(
-                topic: topic, target: marks.high, next: next, reachedEnd: next >= marks.high)
-            positions.append(TopicPosition(topic: topic, offset: fromStart ? .beginning : .end))
-            logger.debug(
-                "pchannel", metadata: ["kafka.topic": "\(topic)", "kafka.watermarks": "\(marks)"])
+            try follower.follow(
+                topic, offset: fromStart ? .beginning : .end, next: fromStart ? marks.low : marks.high,
+                target: marks.high)
         }
         discoveredOnce = true
-        if !positions.isEmpty { try log.assign(positions) }
     }
-
-    private var discoveredOnce = false
 
     /// True once `untilEnd` is set and every pchannel reached its start-time high watermark.
     public var finished: Bool {
-        options.untilEnd && progress.values.allSatisfy(\.done)
+        options.untilEnd && follower.atEnd
     }
 
     /// The next decoded records, or nil when `untilEnd` is satisfied. May return an empty array.
@@ -98,35 +79,8 @@ public final class WALReader {
         if !options.untilEnd, let last = lastDiscovery, clock.now - last >= options.rediscoverInterval {
             try await discover()
         }
-        let events = try await log.poll(maxMessages: options.batchSize, timeout: options.pollTimeout)
-        var messages: [WALMessage] = []
-        messages.reserveCapacity(events.count)
-        for event in events {
-            switch event {
-            case .record(let record):
-                guard record.partition == 0 else { continue }
-                if var channel = progress[record.topic] {
-                    channel.next = max(channel.next, record.offset + 1)
-                    if channel.next >= channel.target, options.untilEnd,
-                        let fetched = log.fetchedWatermarks(topic: record.topic, partition: 0),
-                        channel.next >= fetched.high
-                    {
-                        channel.reachedEnd = true
-                    }
-                    progress[record.topic] = channel
-                }
-                messages.append(decoder.decode(record))
-            case .partitionEnd(let topic, _, let offset):
-                if var channel = progress[topic] {
-                    channel.next = max(channel.next, offset)
-                    channel.reachedEnd = true
-                    progress[topic] = channel
-                }
-            case .error(let error):
-                errors.append(error)
-                logger.warning("kafka partition error", metadata: ["kafka.error": "\(error)"])
-            }
-        }
-        return messages
+        let batch = try await follower.poll(maxMessages: options.batchSize, timeout: options.pollTimeout)
+        errors += batch.errors
+        return batch.records.map { decoder.decode($0) }
     }
 }

@@ -27,20 +27,14 @@ public final class ShadowIngester {
         var checkpoint: ChannelCheckpoint
         var buffered: [WALMessage] = []
         var bufferedOffsets: Set<Int64> = []
-        var target: Int64 = 0
-        var reachedEnd = false
         var raw: [Int64: [UInt8]] = [:]
         var findings: [LogFinding] = []
         /// A replay that must stop exactly where another shadow committed: the offset of the last time
         /// tick to apply (-1: apply nothing). Records after it are not read.
         var stopAfterTick: Int64?
-        var done: Bool {
-            if let stop = stopAfterTick { return checkpoint.tickOffset >= stop }
-            return checkpoint.nextOffset >= target && reachedEnd
-        }
     }
 
-    private let log: any KafkaLog
+    private let follower: LogFollower
     private let store: ShadowStore
     /// Where schemas of collections first seen through data come from (Milvus's DescribeCollection).
     private let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)?
@@ -61,7 +55,7 @@ public final class ShadowIngester {
         stopAfterTick: [String: Int64]? = nil
     ) {
         self.stopAfterTick = stopAfterTick
-        self.log = log
+        follower = LogFollower(log: log, topicPrefix: topicPrefix, logger: logger)
         self.store = store
         self.schemaSource = schemaSource
         self.topicPrefix = topicPrefix
@@ -72,8 +66,8 @@ public final class ShadowIngester {
     public func start() async throws {
         try await flush()
         let stored = try await store.perform(on: committer) { try $0.checkpoints() }
-        let new = try await log.pchannelTopics(prefix: topicPrefix).filter { channels[$0] == nil }
-        let marks = try await log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
+        let new = try await follower.unfollowedTopics()
+        let marks = try await follower.log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
         for topic in new {
             guard let marks = marks[topic] else {
                 // this topic's offsets could not be listed (yet): ask once more on its own, errors included
@@ -91,18 +85,19 @@ public final class ShadowIngester {
         var known = channel.checkpoint
         known.resumeOffset = channel.buffered.map(\.offset).min() ?? channel.checkpoint.nextOffset
         channels[topic] = nil
+        follower.unfollow(topic)
         try await open(topic, stored: known)
     }
 
     private func open(_ topic: String, stored: ChannelCheckpoint?, marks known: Watermarks? = nil) async throws {
-        var positions: [TopicPosition] = []
+        var start: (offset: Int64, target: Int64)?
         var pending: [ShadowBatch] = []
         do {
             let marks: Watermarks
             if let known {
                 marks = known
             } else {
-                marks = try await log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
+                marks = try await follower.log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
             }
             var checkpoint = stored ?? ChannelCheckpoint(pchannel: topic, startOffset: marks.low)
             var findings: [LogFinding] = []
@@ -138,15 +133,15 @@ public final class ShadowIngester {
                 }
             }
             var channel = Channel(checkpoint: checkpoint)
-            channel.target = marks.high
             channel.stopAfterTick = stopAfterTick.map { $0[topic] ?? -1 }
-            channel.reachedEnd = checkpoint.resumeOffset >= marks.high
             channels[topic] = channel
-            positions.append(TopicPosition(topic: topic, offset: .exact(checkpoint.resumeOffset)))
+            start = (checkpoint.resumeOffset, marks.high)
         }
         try await submit(pending)
         try await flush()
-        if !positions.isEmpty { try log.assign(positions) }
+        if let (offset, target) = start {
+            try follower.follow(topic, offset: .exact(offset), next: offset, target: target)
+        }
     }
 
     public var topics: [String] { channels.keys.sorted() }
@@ -155,7 +150,8 @@ public final class ShadowIngester {
     /// fetch beyond the end of a replaced log with nothing at all instead of OFFSET_OUT_OF_RANGE, so a
     /// follower must look: a log that now ends before what auditd consumed is a regression.
     public func checkWatermarks() async throws {
-        let all = try await log.watermarks(topics: channels.keys.sorted(), partition: 0, timeout: .seconds(10))
+        let all = try await follower.log.watermarks(
+            topics: channels.keys.sorted(), partition: 0, timeout: .seconds(10))
         for topic in channels.keys.sorted() {
             guard let channel = channels[topic], let marks = all[topic] else { continue }
             if marks.high < channel.checkpoint.nextOffset || marks.low > channel.checkpoint.nextOffset {
@@ -166,70 +162,63 @@ public final class ShadowIngester {
         }
     }
 
-    /// True once every pchannel reached the high watermark it had at `start()`.
-    public var caughtUp: Bool { channels.values.allSatisfy(\.done) }
+    /// True once every pchannel reached the high watermark it had at `start()` (a replay: its last tick).
+    public var caughtUp: Bool {
+        channels.allSatisfy { topic, channel in
+            if let stop = channel.stopAfterTick { return channel.checkpoint.tickOffset >= stop }
+            return follower.positions[topic]?.atEnd ?? true
+        }
+    }
 
     /// One poll: reads, buffers, closes windows at time ticks, commits. Returns the records read.
     @discardableResult
     public func step(timeout: Duration = .milliseconds(200)) async throws -> Int {
         let pollStart = ContinuousClock.now
-        let events = try await log.poll(maxMessages: 2000, timeout: timeout)
+        let batch = try await follower.poll(maxMessages: 2000, timeout: timeout)
         stats.pollSeconds += (ContinuousClock.now - pollStart).secondsValue
-        var touched: Set<String> = []
-        var outOfRange: Set<String> = []
         var batches: [ShadowBatch] = []
-        for event in events {
-            switch event {
-            case .record(let record):
-                guard record.partition == 0, let channel = channels[record.topic] else { continue }
-                if let stop = channel.stopAfterTick, channel.checkpoint.tickOffset >= stop { continue }
-                stats.records += 1
-                // Already applied before a restart, or delivered twice: skip it before paying for a decode.
-                if channel.checkpoint.applied.contains(record.offset) || channel.bufferedOffsets.contains(record.offset)
-                {
-                    stats.skippedAlreadyApplied += 1
-                    touched.insert(record.topic)
-                    continue
+        for record in batch.records {
+            guard let channel = channels[record.topic] else { continue }
+            if let stop = channel.stopAfterTick, channel.checkpoint.tickOffset >= stop { continue }
+            stats.records += 1
+            // Already applied before a restart, or delivered twice: skip it before paying for a decode.
+            if channel.checkpoint.applied.contains(record.offset) || channel.bufferedOffsets.contains(record.offset) {
+                stats.skippedAlreadyApplied += 1
+                continue
+            }
+            var message = decoder.decode(record)
+            if let schemaSource, let unknown = Self.inferredCollection(message), !lookedUp.contains(unknown) {
+                // First seen through data: ask Milvus for the schema, then decode the record again exactly.
+                lookedUp.insert(unknown)
+                if let schema = await schemaSource(unknown) {
+                    decoder.register(schema)
+                    message = decoder.decode(record)
+                    logger.info(
+                        "schema from Milvus",
+                        metadata: ["milvus.collection": "\(schema.name)", "milvus.collection_id": "\(unknown)"])
                 }
-                var message = decoder.decode(record)
-                if let schemaSource, let unknown = Self.inferredCollection(message), !lookedUp.contains(unknown) {
-                    // First seen through data: ask Milvus for the schema, then decode the record again exactly.
-                    lookedUp.insert(unknown)
-                    if let schema = await schemaSource(unknown) {
-                        decoder.register(schema)
-                        message = decoder.decode(record)
-                        logger.info(
-                            "schema from Milvus",
-                            metadata: ["milvus.collection": "\(schema.name)", "milvus.collection_id": "\(unknown)"])
-                    }
-                }
-                if let batch = receive(record, message) { batches.append(batch) }
-                touched.insert(record.topic)
-            case .partitionEnd(let topic, _, let offset):
-                channels[topic]?.reachedEnd = true
-                if let channel = channels[topic], offset > channel.checkpoint.nextOffset {
-                    channels[topic]?.checkpoint.nextOffset = offset
-                }
-            case .error(let error):
-                logger.warning("kafka partition error", metadata: ["kafka.error": "\(error)"])
-                if error.kind == .offsetOutOfRange, let topic = error.topic { outOfRange.insert(topic) }
+            }
+            if let closed = receive(record, message) { batches.append(closed) }
+        }
+        for (topic, offset) in batch.ends {
+            if let channel = channels[topic], offset > channel.checkpoint.nextOffset {
+                channels[topic]?.checkpoint.nextOffset = offset
             }
         }
-        for topic in touched {
-            guard var channel = channels[topic] else { continue }
-            if channel.checkpoint.nextOffset >= channel.target,
-                let fetched = log.fetchedWatermarks(topic: topic, partition: 0)
+        for topic in Set(batch.records.map(\.topic)) {
+            // the broker's end as the last fetch saw it, for the report's lag
+            if let channel = channels[topic], let high = follower.fetchedHigh(topic),
+                channel.checkpoint.nextOffset >= (follower.positions[topic]?.target ?? .max)
             {
-                channel.checkpoint.highWatermark = fetched.high
-                if channel.checkpoint.nextOffset >= fetched.high { channel.reachedEnd = true }
+                channels[topic]?.checkpoint.highWatermark = high
             }
-            channels[topic] = channel
         }
+        let outOfRange = Set(batch.errors.filter { $0.kind == .offsetOutOfRange }.compactMap(\.topic))
         try await submit(batches)
         // Nothing more to read right now (or done): make everything read so far durable before returning.
-        if events.isEmpty || caughtUp { try await flush() }
+        if batch.events == 0 || caughtUp { try await flush() }
         for topic in outOfRange.sorted() { try await recheck(topic) }
-        return events.count
+        return batch.events
     }
 
     /// Hands batches to the committer once the previous commit is durable (one in flight, in order).
@@ -312,7 +301,9 @@ public final class ShadowIngester {
         var later: [WALMessage] = []
         for message in channel.buffered {
             // undecodable records carry no usable ts: quarantine them with this window
-            if message.ts <= tickTs || message.body.kindName == "undecodable" {
+            if case .undecodable = message.body {
+                ready.append(message)
+            } else if message.ts <= tickTs {
                 ready.append(message)
             } else {
                 later.append(message)

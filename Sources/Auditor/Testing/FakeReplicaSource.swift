@@ -14,11 +14,22 @@ public final class FakeReplicaSource: ReplicaSource {
         /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
         public var count: (@Sendable () -> Int64)? = nil
     }
-    public let vchannel = "by-dev-rootcoord-dml_0_9v0"
+    public let vchannel: String
     public let scripts: [Int64: Script]
     private let calls = Mutex<[String: Int]>([:])
 
-    public init(_ scripts: [Int64: Script]) { self.scripts = scripts }
+    /// What listing the replicas throws, if anything (e.g. Milvus's "replica not found" for a collection
+    /// that is not loaded).
+    public let listError: (any Error)?
+
+    /// `vchannel`: the one shard every replica serves.
+    public init(
+        _ scripts: [Int64: Script], vchannel: String = "by-dev-rootcoord-dml_0_9v0", listError: (any Error)? = nil
+    ) {
+        self.scripts = scripts
+        self.vchannel = vchannel
+        self.listError = listError
+    }
 
     private func next(_ key: String) -> Int {
         calls.withLock {
@@ -28,7 +39,8 @@ public final class FakeReplicaSource: ReplicaSource {
     }
 
     public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
-        scripts.keys.sorted().map { id in
+        if let listError { throw listError }
+        return scripts.keys.sorted().map { id in
             ReplicaInfo(
                 id: id, collectionID: collectionID, nodeIDs: [id * 10],
                 shards: [
@@ -69,5 +81,22 @@ public final class FakeReplicaSource: ReplicaSource {
         let rows = try scripts[id]!.rows(next("data\(id)")).sorted { $0.pk < $1.pk }
             .filter { row in after.map { row.pk > $0 } ?? true }
         return rows.prefix(maxRows ?? rows.count).map { HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0) }
+    }
+}
+
+/// A catalog answering from a fixed table of schemas; any other collection is not found.
+public struct StaticCatalog: CollectionCatalog {
+    public var schemas: [Int64: CollectionSchemaInfo]
+    public init(_ schemas: [CollectionSchemaInfo]) {
+        self.schemas = Dictionary(schemas.map { ($0.collectionID, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public func schema(collectionID: Int64) async throws -> CollectionSchemaInfo {
+        guard let schema = schemas[collectionID] else {
+            throw MilvusError(
+                .status(MilvusStatus(errorCode: 1, code: 100, reason: "collection not found[\(collectionID)]")),
+                method: "DescribeCollection", target: "static")
+        }
+        return schema
     }
 }

@@ -30,7 +30,7 @@ public struct SyntheticLog: Sendable {
     }
 
     public func topic(_ index: Int) -> String { "\(topicPrefix)_\(index)" }
-    func shard(_ index: Int) -> String { "\(topic(index))_\(collectionID)v\(index)" }
+    public func shard(_ index: Int) -> String { "\(topic(index))_\(collectionID)v\(index)" }
 
     /// Every record of the log, in write order.
     public func records() -> [Record] {
@@ -205,5 +205,23 @@ extension SyntheticLog {
     /// Positions that rewind every topic of this log to its beginning (benchmarks replay it).
     public var topicsForReset: [TopicPosition] {
         (0..<pchannels).map { TopicPosition(topic: topic($0), offset: .beginning) }
+    }
+}
+
+extension SyntheticLog {
+    /// The collection's schema as its CreateCollection record carries it (what DescribeCollection would say).
+    public func schema() -> CollectionSchemaInfo? {
+        guard let first = records().first else { return nil }
+        var decoder = WALDecoder()
+        let message = decoder.decode(KafkaRecord(topic: topic(first.pchannel), offset: 0, value: first.value))
+        if case .createCollection(let schema) = message.body { return schema }
+        return nil
+    }
+
+    /// Appends every record to an in-memory log, each pchannel to its topic.
+    public func write(to log: InMemoryKafkaLog) {
+        for record in records() {
+            _ = log.append(topic: topic(record.pchannel), value: record.value, timestampMs: record.timestampMs)
+        }
     }
 }

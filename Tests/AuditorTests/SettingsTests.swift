@@ -1,0 +1,117 @@
+import Testing
+
+@testable import Auditor
+@testable import AuditorCore
+
+@Suite("Settings: flags > AUDITD_* > config file > defaults")
+struct SettingsTests {
+    static let file = try! ConfigFile.parse(
+        """
+        brokers: file:9092
+        state: /from/file
+        milvus: file:19530
+        settle: 3
+        mode: full
+        kafka-property: security.protocol=SASL_SSL
+        kafka-property: sasl.mechanism=PLAIN
+        """)
+
+    @Test func defaultsWhenNothingIsGiven() throws {
+        let s = try Settings.resolve()
+        #expect(s == Settings())
+        #expect(s.brokers == "127.0.0.1:9092" && s.stateDirectory == "auditd-state" && !s.milvusGiven)
+        #expect(s.settle == .seconds(10) && s.mode == .pk && s.readConcurrency == 4 && s.logLevel == .warning)
+    }
+
+    @Test func theFileSetsWhatNothingElseDoes() throws {
+        let s = try Settings.resolve(file: Self.file)
+        #expect(s.brokers == "file:9092" && s.stateDirectory == "/from/file" && s.milvus == "file:19530")
+        #expect(s.milvusGiven && s.settle == .seconds(3) && s.mode == .full)
+        #expect(s.kafkaProperties == ["security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"])
+    }
+
+    @Test func theEnvironmentBeatsTheFile() throws {
+        let s = try Settings.resolve(
+            environment: ["AUDITD_BROKERS": "env:9092", "AUDITD_STATE": "/from/env", "AUDITD_SETTLE": "7"],
+            file: Self.file)
+        #expect(s.brokers == "env:9092" && s.stateDirectory == "/from/env" && s.settle == .seconds(7))
+        #expect(s.milvus == "file:19530")  // not in the environment: the file's
+    }
+
+    @Test func flagsBeatTheEnvironmentAndTheFile() throws {
+        let s = try Settings.resolve(
+            flags: ["brokers": "flag:9092", "state": nil, "settle": "1"],
+            environment: ["AUDITD_BROKERS": "env:9092", "AUDITD_STATE": "/from/env"], file: Self.file)
+        #expect(s.brokers == "flag:9092" && s.settle == .seconds(1))
+        #expect(s.stateDirectory == "/from/env")  // a flag not given (nil) does not count
+    }
+
+    @Test func kafkaPropertiesMergeFileThenEnvironmentThenFlags() throws {
+        let s = try Settings.resolve(
+            kafkaPropertyFlags: ["sasl.mechanism=SCRAM-SHA-512"],
+            environment: ["AUDITD_KAFKA_PROPERTY": "security.protocol=SSL, client.rack=a"], file: Self.file)
+        #expect(
+            s.kafkaProperties == [
+                "security.protocol": "SSL", "sasl.mechanism": "SCRAM-SHA-512", "client.rack": "a",
+            ])
+    }
+
+    @Test func environmentNamesFollowTheKeys() {
+        #expect(Settings.environmentName("topic-prefix") == "AUDITD_TOPIC_PREFIX")
+        #expect(Settings.environmentName("read-concurrency") == "AUDITD_READ_CONCURRENCY")
+        #expect(ConfigFile.keys == Settings.keys)
+    }
+
+    @Test(
+        arguments: [
+            (["brokers": "nohostport"], [:], "--brokers: 'nohostport' is not HOST:PORT[,HOST:PORT]"),
+            ([:], ["AUDITD_MILVUS": "localhost"], "AUDITD_MILVUS: 'localhost' is not HOST:PORT"),
+            (
+                [:], ["AUDITD_LOG_LEVEL": "loud"],
+                "AUDITD_LOG_LEVEL: 'loud' is not one of trace, debug, info, notice, warning, error, critical"
+            ),
+            (["settle": "-1"], [:], "--settle: '-1' is not a number of seconds"),
+            (["mode": "fast"], [:], "--mode: 'fast' is not one of pk, full, sample"),
+            (["read-concurrency": "0"], [:], "--read-concurrency: '0' is not a whole number of at least 1"),
+        ] as [([String: String?], [String: String], String)])
+    func aBadValueIsOneLineNamingWhereItCameFrom(
+        flags: [String: String?], environment: [String: String], message: String
+    ) {
+        #expect(throws: ApplicationError(.configuration, message)) {
+            try Settings.resolve(flags: flags, environment: environment)
+        }
+    }
+
+    @Test func aBadValueInTheFileNamesTheKey() throws {
+        let file = try ConfigFile.parse("watch-limit: soon")
+        #expect(
+            throws: ApplicationError(.configuration, "config file key 'watch-limit': 'soon' is not a number of seconds")
+        ) {
+            try Settings.resolve(file: file)
+        }
+        #expect(throws: ApplicationError(.configuration, "--kafka-property: 'novalue' is not KEY=VALUE")) {
+            try Settings.resolve(kafkaPropertyFlags: ["novalue"])
+        }
+    }
+
+    @Test func anUnknownFileKeyIsRefusedWithItsLine() {
+        #expect(throws: ApplicationError.self) { try ConfigFile.parse("brokers: a:1\nbrokerz: b:2", source: "f.yaml") }
+        do {
+            _ = try ConfigFile.parse("brokers: a:1\nbrokerz: b:2", source: "f.yaml")
+        } catch {
+            #expect("\(error)".hasPrefix("f.yaml:2: unknown key 'brokerz'"))
+        }
+    }
+
+    @Test func thePolicyCarriesTheAuditSettings() throws {
+        let s = try Settings.resolve(
+            flags: [
+                "settle": "2", "watch-limit": "30", "unreachable-grace": "5", "catchup-bound": "90", "mode": "sample",
+                "read-concurrency": "2",
+            ])
+        let policy = s.auditPolicy
+        #expect(policy.settle == .seconds(2) && policy.watchLimit == .seconds(30))
+        #expect(policy.unreachableGrace == .seconds(5) && policy.catchupBound == .seconds(90))
+        #expect(policy.mode == .sample && policy.readConcurrency == 2)
+    }
+}
