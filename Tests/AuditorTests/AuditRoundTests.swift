@@ -118,6 +118,23 @@ struct AuditRoundTests {
         #expect(result.records.first?.finding.evidence.contains("8 rows short") == true)
     }
 
+    @Test func aNodeSlowerToComeBackThanTheWatchLimitIsWaitedForUpToTheGrace() async throws {
+        // CI, fault test (b): the restarted QueryNode led no shard for longer than --watch-limit 15 although
+        // --unreachable-grace was 120. Each limit bounds its own wait: unreachable for ~1 s (200 probes of
+        // 5 ms), then reloading (target 0) and short: a catch-up, not `replica_unavailable`.
+        let slow = FakeReplicaSource.Script(
+            view: { n in
+                if n < 200 { throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") }
+                return Self.view(target: 0, sealed: [])
+            },
+            rows: { _ in Array(Self.all.prefix(4)) })
+        let policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300), unreachableGrace: .seconds(5),
+            catchupBound: .seconds(120), probeInterval: .milliseconds(5))
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: slow]), policy: policy).audit(expected())
+        #expect(states(result) == ["catchup_unfinished/2/suspected"])
+    }
+
     @Test func aReplicaWithoutTargetThatServesEverythingHasCaughtUp() async throws {
         // TargetVersion stays 0 (QueryCoord cannot move the target while the other replica is down), but the
         // replica answers every row at T: caught up, compared like a serving replica, no open finding.

@@ -226,8 +226,9 @@ public struct AuditRound: Sendable {
 
     // MARK: 2. watch
 
-    /// Probes until no replica is catching up or unreachable, or the limits run out: `watchLimit` in all,
-    /// `unreachableGrace` once only unreachable replicas are left.
+    /// Probes until no replica is catching up or unreachable, or the limits run out: `watchLimit` for
+    /// replicas catching up, `unreachableGrace` for unreachable ones (a node that takes longer than
+    /// `watchLimit` to come back is still waited for, up to the grace).
     func watch(_ context: Context, topology first: Topology) async throws -> (Topology, [Int64: RecoveryWatch]) {
         var topology = first
         var watches: [Int64: RecoveryWatch] = [:]
@@ -236,9 +237,11 @@ public struct AuditRound: Sendable {
         while true {
             let catchingUp = topology.probes.contains { watches[$0.replica.id]?.isCatchingUp == true }
             let elapsed = clock.nowMs() - watchStart
-            if !catchingUp && !topology.anyUnreachable { break }
-            if elapsed >= policy.watchLimit.milliseconds64 { break }
-            if !catchingUp && elapsed >= policy.unreachableGrace.milliseconds64 { break }
+            // Each limit bounds its own wait: a replica catching up is followed for `watchLimit`, an
+            // unreachable one (a node restarting) probed again for `unreachableGrace`.
+            let follow = catchingUp && elapsed < policy.watchLimit.milliseconds64
+            let wait = topology.anyUnreachable && elapsed < policy.unreachableGrace.milliseconds64
+            if !follow && !wait { break }
             try await clock.sleep(for: policy.probeInterval)
             topology = await probe(context.expected)
             await observe(topology, context, &watches)
