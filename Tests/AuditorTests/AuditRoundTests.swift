@@ -124,7 +124,9 @@ struct AuditRoundTests {
         // 5 ms), then reloading (target 0) and short: a catch-up, not `replica_unavailable`.
         let slow = FakeReplicaSource.Script(
             view: { n in
-                if n < 200 { throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") }
+                if n < 200 {
+                    throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused")
+                }
                 return Self.view(target: 0, sealed: [])
             },
             rows: { _ in Array(Self.all.prefix(4)) })
