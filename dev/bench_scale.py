@@ -20,26 +20,17 @@ import subprocess
 import tempfile
 import time
 
-import numpy as np
-from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+from pymilvus import connections, utility
+
+import bench_audit  # the collection maker both audit benchmarks share
 
 
-def make(name, rows, dim=8, batch=10000):
-    if utility.has_collection(name):
-        utility.drop_collection(name)
-    schema = CollectionSchema([FieldSchema("detection_id", DataType.VARCHAR, is_primary=True, max_length=64),
-                               FieldSchema("embedding", DataType.FLOAT_VECTOR, dim=dim)])
-    c = Collection(name, schema, shards_num=2)
-    c.create_index("embedding", {"index_type": "FLAT", "metric_type": "IP", "params": {}})
-    c.load(replica_number=2)
-    rng = np.random.default_rng(7)
+def make(name, rows):
+    """A 2-shard, 2-replica collection of `rows` rows (varchar pk, 8-d vectors), loaded; prints the insert time."""
     t = time.time()
-    for start in range(0, rows, batch):
-        n = min(batch, rows - start)
-        pks = ["cam%02d-f%09d" % (i % 16, i) for i in range(start, start + n)]
-        c.insert([pks, rng.standard_normal((n, dim), dtype=np.float32)])
+    collection = bench_audit.make(name, rows, 8, 10000)
     print("  %s: %d rows inserted in %.1f s" % (name, rows, time.time() - t), flush=True)
-    return c
+    return collection
 
 
 def timed(cmd):
@@ -80,7 +71,7 @@ def compare(args):
         variants.append(("after, --read-concurrency %d" % c, args.auditd, ["--read-concurrency", str(c)]))
     print("| mode | auditd | rows compared (2 replicas) | sweep s (rounds) | median s | rows/s |")
     print("|---|---|---|---|---|---|")
-    for mode in ("pk", "full"):
+    for mode in args.modes:
         results = {label: [] for label, _, _ in variants}
         rows = 0
         for _ in range(args.rounds):
@@ -123,6 +114,7 @@ def main():
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--base", help="an auditd binary built from the code before concurrent reads")
     c.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    c.add_argument("--modes", nargs="+", default=["pk", "full"])
     g = sub.add_parser("growth")
     g.add_argument("--sizes", type=int, nargs="+", default=[1000000, 5000000])
     for s in (c, g):

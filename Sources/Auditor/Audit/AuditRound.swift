@@ -278,13 +278,14 @@ public struct AuditRound: Sendable {
 
     /// Sum of per-shard `count(*)` of one replica at T (nil if a shard could not answer).
     func count(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async -> Int64? {
+        let counts = await Bounded.map(replica.shards, limit: replica.shards.count) { [source] shard in
+            try await source.count(
+                shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
+                pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, timeout: .seconds(2))
+        }
         var total: Int64 = 0
-        for shard in replica.shards {
-            guard
-                let n = try? await source.count(
-                    shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
-                    pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, timeout: .seconds(2))
-            else { return nil }
+        for count in counts {
+            guard case .success(let n) = count else { return nil }
             total += n
         }
         return total
@@ -434,8 +435,8 @@ public struct AuditRound: Sendable {
                 }
             }
             judged.served.append(Served(replica: replica, rows: rows))
-            judged.pending += await findings(context, replica: replica, rows: rows)
         }
+        judged.pending = await findings(context, judged.served)
         if let divergence = Self.divergence(expected, judged.served) { judged.pending.append(divergence) }
         return judged
     }
@@ -460,6 +461,14 @@ public struct AuditRound: Sendable {
             collectionID: expected.collectionID, timestamp: expected.timestamp,
             .init(id: read[0].replica.id, nodeIDs: read[0].replica.nodeIDs, rows: read[0].rows),
             .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
+    }
+
+    /// The findings of every replica read, compared with the shadow concurrently (each comparison also asks
+    /// the replica's `count(*)`), in the order of `served`.
+    func findings(_ context: Context, _ served: [Served]) async -> [ReplicaFinding] {
+        await Bounded.map(served, limit: policy.readConcurrency) { [self] read in
+            await findings(context, replica: read.replica, rows: read.rows)
+        }.flatMap { (try? $0.get()) ?? [] }
     }
 
     func findings(_ context: Context, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
@@ -539,16 +548,13 @@ public struct AuditRound: Sendable {
         }
         let reads = await readAll(rereadable, expected)
         var reread: [Served] = []
-        var confirmedNow: [ReplicaFinding] = []
         for replica in rereadable {
             switch reads[replica.id] ?? .failure(ProbeError("not read")) {
-            case .success(let rows):
-                reread.append(Served(replica: replica, rows: rows))
-                confirmedNow += await findings(context, replica: replica, rows: rows)
-            case .failure(let error):
-                notReread[replica.id] = "\(error)"
+            case .success(let rows): reread.append(Served(replica: replica, rows: rows))
+            case .failure(let error): notReread[replica.id] = "\(error)"
             }
         }
+        var confirmedNow = await findings(context, reread)
         if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
         return pending.map { finding in
             let same = confirmedNow.contains {
