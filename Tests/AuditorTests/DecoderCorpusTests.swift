@@ -1,17 +1,11 @@
+import Auditor
+import AuditorTesting
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 import Testing
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// Thousands of malformed inputs thrown at the decoder: none may crash it, none may vanish.
 @Suite("Decoder corpus")

@@ -1,16 +1,10 @@
+import Auditor
+import AuditorTesting
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// Builds Milvus wire messages the way a 2.3 proxy does, for decoder tests.
 enum Fixtures {

@@ -1,17 +1,12 @@
+import Auditor
+import AuditorTesting
 import Foundation
 import Logging
+import MilvusProto
 import Testing
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
 @testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// The Kafka layer against librdkafka's in-process mock cluster (no broker process).
 @Suite("Kafka log reader (mock cluster)", .serialized)

@@ -1,15 +1,7 @@
+import Auditor
 import Testing
 
-@testable import Auditor
 @testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
-@testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 @Suite("Replica comparison")
 struct ReplicaComparisonTests {

@@ -1,17 +1,10 @@
+import Auditor
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 import Testing
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// Every request auditd sends to a QueryNode comes from ReplicaRequest. These tests pin the invariants
 /// whose violation crashes a Milvus 2.3.5 QueryNode or silently returns nothing (replica-reads.md).

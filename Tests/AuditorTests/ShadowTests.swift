@@ -1,18 +1,12 @@
+import Auditor
+import AuditorTesting
 import Foundation
 import Logging
+import MilvusProto
 import SwiftProtobuf
 import Testing
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
-@testable import AuditorMilvus
-@testable import AuditorReport
 @testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// Writes Milvus-shaped messages into an in-memory log, the way proxies and rootcoord do.
 struct LogWriter {

@@ -1,17 +1,10 @@
+import Auditor
 import Foundation
+import MilvusProto
 import SwiftProtobuf
 import Testing
 
-@testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 @Suite("WAL decoding")
 struct WALDecoderTests {

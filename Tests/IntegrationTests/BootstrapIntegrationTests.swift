@@ -3,15 +3,7 @@ import Logging
 import Testing
 
 @testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
-@testable import AuditorMilvus
-@testable import AuditorReport
 @testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// `bootstrap` reads every row (all fields) from one replica at T; the shadow then follows the log.
 /// It must end up identical — rows, insert timestamps and row hashes — to a shadow built from the log.

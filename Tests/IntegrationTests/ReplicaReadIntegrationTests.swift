@@ -3,15 +3,7 @@ import Logging
 import Testing
 
 @testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// Each replica read separately at one MVCC timestamp T equals the shadow as of T.
 @Suite(

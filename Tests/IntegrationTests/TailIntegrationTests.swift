@@ -3,15 +3,7 @@ import Logging
 import Testing
 
 @testable import Auditor
-@testable import AuditorAudit
-@testable import AuditorCore
-@testable import AuditorKafka
 @testable import AuditorMilvus
-@testable import AuditorReport
-@testable import AuditorShadow
-@testable import AuditorTesting
-@testable import AuditorTransport
-@testable import MilvusProto
 
 /// The real cluster (dev/cluster up): a pymilvus workload, then auditd's library API must yield
 /// exactly the inserted pks, the deletes, and row hashes equal to those dev/rowhash.py computed

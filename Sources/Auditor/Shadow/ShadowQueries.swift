@@ -10,6 +10,11 @@ extension ShadowStore {
         public var pk: PrimaryKey
         public var ts: UInt64
         public var rowHash: UInt64
+        public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64) {
+            self.pk = pk
+            self.ts = ts
+            self.rowHash = rowHash
+        }
     }
 
     public struct BucketState: Sendable, Equatable {

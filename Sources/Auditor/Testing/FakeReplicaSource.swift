@@ -13,6 +13,16 @@ public final class FakeReplicaSource: ReplicaSource {
         public var rows: @Sendable (Int) throws -> [ReplicaRow]
         /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
         public var count: (@Sendable () -> Int64)? = nil
+
+        public init(
+            view: @escaping @Sendable (Int) throws -> LeaderView?,
+            rows: @escaping @Sendable (Int) throws -> [ReplicaRow],
+            count: (@Sendable () -> Int64)? = nil
+        ) {
+            self.view = view
+            self.rows = rows
+            self.count = count
+        }
     }
     public let vchannel: String
     public let scripts: [Int64: Script]

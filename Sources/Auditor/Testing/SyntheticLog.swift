@@ -179,9 +179,11 @@ public struct SyntheticLog: Sendable {
 }
 
 /// SplitMix64: a small seeded generator, so synthetic logs and test corpora are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
+/// A small seeded random generator (SplitMix64): the same sequence for the same seed, on every machine.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -191,8 +193,9 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// Float vectors as a Milvus FloatArray carries them on the wire: packed little-endian binary32.
-enum PackedFloats {
-    static func encode(_ values: [Float]) -> Data {
+/// Float vectors as Milvus packs them: little-endian binary32, one after another.
+public enum PackedFloats {
+    public static func encode(_ values: [Float]) -> Data {
         var data = Data(capacity: values.count * 4)
         for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
         return data
