@@ -86,7 +86,7 @@ public struct Application: Sendable {
             log: try makeKafkaLog(),
             options: WALReader.Options(
                 topicPrefix: configuration.topicPrefix, fromBeginning: fromBeginning, untilEnd: untilEnd),
-            logger: configuration.logger)
+            logger: configuration.logger, clock: clock)
     }
 }
 

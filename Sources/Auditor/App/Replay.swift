@@ -29,7 +29,7 @@ extension Application {
         let fresh = try openStore(scratch, create: true)
         let ingester = ShadowIngester(
             log: try makeKafkaLog(), store: fresh, topicPrefix: configuration.topicPrefix,
-            logger: configuration.logger, stopAfterTick: checkpoints.mapValues(\.tickOffset))
+            logger: configuration.logger, stopAfterTick: checkpoints.mapValues(\.tickOffset), clock: clock)
         try await ingester.start()
         var idle = 0
         while !ingester.caughtUp {

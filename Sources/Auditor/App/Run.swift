@@ -50,17 +50,17 @@ extension Application {
         }
         let ingester = ShadowIngester(
             log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger,
-            schemaSource: schemaSource)
+            schemaSource: schemaSource, clock: clock)
         try await ingester.start()
         try await store.perform { try $0.recordKafkaOutage(sinceMs: nil) }
-        var lastDiscovery = ContinuousClock.now
-        var lastProgress = ContinuousClock.now
-        var lastPurge = ContinuousClock.now - .seconds(3600)
+        var lastDiscovery = clock.instant()
+        var lastProgress = clock.instant()
+        var lastPurge = clock.instant() - .seconds(3600)
         var unreachableSince: ContinuousClock.Instant?
         while !stop.isStopped && !Task.isCancelled {
             if options.once && ingester.caughtUp { break }
             try await ingester.step()
-            let now = ContinuousClock.now
+            let now = clock.instant()
             if !options.once, now - lastDiscovery > .seconds(5) {
                 lastDiscovery = now
                 do {

@@ -45,3 +45,16 @@ public enum HybridTimestamp {
             c.minute ?? 0, c.second ?? 0, millis)
     }
 }
+
+/// One version of one row: its pk, insert timestamp and row hash (docs/row-hash.md) — as the shadow keeps it
+/// (`ShadowStore.LiveRow`) and as a replica answers it read in full (`HashedRow`).
+public struct RowVersion: Sendable, Equatable, Hashable {
+    public var pk: PrimaryKey
+    public var ts: UInt64
+    public var rowHash: UInt64
+    public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64) {
+        self.pk = pk
+        self.ts = ts
+        self.rowHash = rowHash
+    }
+}

@@ -64,7 +64,11 @@ public final class ReplicaReader: Sendable {
         self.transport = transport
         self.etcd = etcd
         requestIDs = RequestIDs(seed: clock.nowMs())
+        self.clock = clock
     }
+
+    /// Times page requests for the pacer and sleeps its pauses.
+    let clock: any AuditorClock
 
     let transport: any GRPCTransport
 
@@ -175,29 +179,20 @@ public final class ReplicaReader: Sendable {
         while true {
             let limit = min(pacer.pageSize, maxRows.map { $0 - rows.count } ?? Int.max)
             if limit <= 0 { return rows }
-            let started = ContinuousClock.now
+            let started = clock.instant()
             let results = try await send(try request(after, limit), to: shard.leaderAddress, timeout: timeout)
             let (pks, timestamps) = Self.keysAndTimestamps(results)
             let insertTs = pks.indices.map { $0 < timestamps.count ? UInt64(bitPattern: timestamps[$0]) : 0 }
             rows += try decode(results, pks, insertTs)
             guard pks.count >= limit, let last = pks.last else { return rows }
             after = last
-            if let pause = pacer.record(ContinuousClock.now - started) { try await Task.sleep(for: pause) }
+            if let pause = pacer.record(clock.instant() - started) { try await clock.sleep(for: pause) }
         }
     }
 }
 
 /// A row read with all its fields, hashed like the log's inserts (docs/row-hash.md).
-public struct HashedRow: Sendable, Equatable, Hashable {
-    public var pk: PrimaryKey
-    public var ts: UInt64
-    public var rowHash: UInt64
-    public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64) {
-        self.pk = pk
-        self.ts = ts
-        self.rowHash = rowHash
-    }
-}
+public typealias HashedRow = RowVersion
 
 extension ReplicaReader {
     /// Every row of one shard of one replica at `timestamp`, with the row hash of all its user fields.

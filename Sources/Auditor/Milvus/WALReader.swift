@@ -33,14 +33,18 @@ public final class WALReader {
 
     private let follower: LogFollower
     private let options: Options
-    private let clock = ContinuousClock()
+    private let clock: any AuditorClock
     public private(set) var decoder: WALDecoder
     /// Errors the log reported for single partitions (the reader kept going).
     public private(set) var errors: [KafkaError] = []
     private var lastDiscovery: ContinuousClock.Instant?
     private var discoveredOnce = false
 
-    public init(log: any KafkaLog, options: Options, decoder: WALDecoder = WALDecoder(), logger: Logger) {
+    public init(
+        log: any KafkaLog, options: Options, decoder: WALDecoder = WALDecoder(), logger: Logger,
+        clock: any AuditorClock = SystemClock()
+    ) {
+        self.clock = clock
         follower = LogFollower(log: log, topicPrefix: options.topicPrefix, logger: logger)
         self.options = options
         self.decoder = decoder
@@ -56,7 +60,7 @@ public final class WALReader {
     }
 
     private func discover() async throws {
-        lastDiscovery = clock.now
+        lastDiscovery = clock.instant()
         for topic in try await follower.unfollowedTopics() {
             let marks = try await follower.log.watermarks(topic: topic, partition: 0, timeout: .seconds(10))
             // A pchannel that appears while following is read from its beginning.
@@ -76,7 +80,7 @@ public final class WALReader {
     /// The next decoded records, or nil when `untilEnd` is satisfied. May return an empty array.
     public func next() async throws -> [WALMessage]? {
         if finished { return nil }
-        if !options.untilEnd, let last = lastDiscovery, clock.now - last >= options.rediscoverInterval {
+        if !options.untilEnd, let last = lastDiscovery, clock.instant() - last >= options.rediscoverInterval {
             try await discover()
         }
         let batch = try await follower.poll(maxMessages: options.batchSize, timeout: options.pollTimeout)

@@ -35,6 +35,8 @@ public final class ShadowIngester {
     }
 
     private let follower: LogFollower
+    /// Times the polls and commits (`Stats`).
+    private let clock: any AuditorClock
     private let store: ShadowStore
     /// Where schemas of collections first seen through data come from (Milvus's DescribeCollection).
     private let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)?
@@ -52,8 +54,9 @@ public final class ShadowIngester {
     public init(
         log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger,
         schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = nil,
-        stopAfterTick: [String: Int64]? = nil
+        stopAfterTick: [String: Int64]? = nil, clock: any AuditorClock = SystemClock()
     ) {
+        self.clock = clock
         self.stopAfterTick = stopAfterTick
         follower = LogFollower(log: log, topicPrefix: topicPrefix, logger: logger)
         self.store = store
@@ -173,9 +176,9 @@ public final class ShadowIngester {
     /// One poll: reads, buffers, closes windows at time ticks, commits. Returns the records read.
     @discardableResult
     public func step(timeout: Duration = .milliseconds(200)) async throws -> Int {
-        let pollStart = ContinuousClock.now
+        let pollStart = clock.instant()
         let batch = try await follower.poll(maxMessages: 2000, timeout: timeout)
-        stats.pollSeconds += (ContinuousClock.now - pollStart).secondsValue
+        stats.pollSeconds += clock.seconds(since: pollStart)
         var batches: [ShadowBatch] = []
         for record in batch.records {
             guard let channel = channels[record.topic] else { continue }
@@ -235,9 +238,9 @@ public final class ShadowIngester {
     public func flush() async throws {
         guard let task = inflight else { return }
         inflight = nil
-        let waitStart = ContinuousClock.now
+        let waitStart = clock.instant()
         try await task.value
-        stats.commitSeconds += (ContinuousClock.now - waitStart).secondsValue
+        stats.commitSeconds += clock.seconds(since: waitStart)
     }
 
     /// The collection of an insert decoded without a schema (pk inferred).

@@ -6,16 +6,8 @@ import GRDB
 
 /// Read side of the shadow: what reports, tests and (later) the audit compare against.
 extension ShadowStore {
-    public struct LiveRow: Sendable, Equatable, Hashable {
-        public var pk: PrimaryKey
-        public var ts: UInt64
-        public var rowHash: UInt64
-        public init(pk: PrimaryKey, ts: UInt64, rowHash: UInt64) {
-            self.pk = pk
-            self.ts = ts
-            self.rowHash = rowHash
-        }
-    }
+    /// A live row version of the shadow.
+    public typealias LiveRow = RowVersion
 
     public struct BucketState: Sendable, Equatable {
         public var hashes: [UInt64]
