@@ -85,8 +85,13 @@ def test_link_down_mid_ingest_is_reported_then_nothing_is_skipped_or_duplicated(
         time.sleep(1)
         during = report(state)
         behind = [p for p in during["pchannels"] if p["offset"] < p["high_watermark"]]
-        time.sleep(14)  # > socket.timeout.ms and a rediscovery round: librdkafka and auditd notice
-        cut_log = open(tmp_path / "run.log").read()
+        # librdkafka notices after socket.timeout.ms; auditd at its next rediscovery round, whose metadata
+        # request then waits out its own 10 s timeout: poll for the report instead of guessing the delay.
+        deadline = time.time() + 45
+        cut_log = ""
+        while "kafka unreachable" not in cut_log and time.time() < deadline:
+            time.sleep(0.5)
+            cut_log = open(tmp_path / "run.log").read()
         cut_report = report(state)["kafka"]
         sh("ip", "-n", NS_CLIENT, "link", "set", "lkc0", "up")
         deadline = time.time() + 120
