@@ -201,7 +201,7 @@ case "synth":
         try producer.produce(topic: log.topic(record.pchannel), value: record.value, timestampMs: record.timestampMs)
         count += 1
     }
-    try producer.flush()
+    try flushPatiently(producer)
     print("synth: \(count) records, \(args.rows) rows inserted, topics \(log.topic(0)), \(log.topic(1))")
 case "shadow":
     // The shadow's own apply rate from memory: a synthetic log decoded, windowed and committed into SQLite.
@@ -311,4 +311,23 @@ case "ingest":
     }
 default:
     break
+}
+
+/// Flushes, waiting up to four times 30 s: a broker busy with earlier work (or still creating the topics) may
+/// need longer than one flush.
+func flushPatiently(_ producer: KafkaProducer) throws {
+    var attempts = 0
+    while true {
+        attempts += 1
+        let failure: KafkaError?
+        do {
+            try producer.flush()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        guard let failure else { return }
+        if attempts >= 4 { throw failure }
+        FileHandle.standardError.write(Data("synth: not all delivered yet (\(failure)); waiting again\n".utf8))
+    }
 }

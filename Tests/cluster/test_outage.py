@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="need
 
 
 def synth(prefix, rows):
-    subprocess.run([os.path.join(BUILD, "auditd-bench"), "synth", "--rows", str(rows), "--prefix", prefix],
-                   check=True, capture_output=True)
+    done = subprocess.run([os.path.join(BUILD, "auditd-bench"), "synth", "--rows", str(rows), "--prefix", prefix],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_frozen_broker_is_reported_then_nothing_is_skipped_or_duplicated(tmp_path):
