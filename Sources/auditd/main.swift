@@ -369,9 +369,9 @@ struct Audit: AsyncParsableCommand {
             if once {
                 let summary = try await app.audit(options)
                 FileHandle.standardError.write(Data((summary.line + "\n").utf8))
-                let (text, _) = try app.report(stateDirectory: settings.stateDirectory, json: json)
-                print(text)
-                code = summary.exitCode(with: try app.shadowSummary(stateDirectory: settings.stateDirectory))
+                let report = try app.shadowSummary(stateDirectory: settings.stateDirectory)
+                print(app.render(report, json: json))
+                code = summary.exitCode(with: report)
                 return
             }
             let stop = StopFlag()

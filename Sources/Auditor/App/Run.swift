@@ -127,10 +127,12 @@ extension Application {
     /// `auditd report`: the shadow rendered as text or JSON, and the report's exit code.
     public func report(stateDirectory: String, json: Bool) throws -> (text: String, exitCode: Int32) {
         let summary = try shadowSummary(stateDirectory: stateDirectory)
+        return (render(summary, json: json), ShadowReport.exitCode(summary))
+    }
+
+    /// A summary as `auditd report` prints it, at the application's clock.
+    public func render(_ summary: ShadowSummary, json: Bool) -> String {
         let nowMs = clock.nowMs()
-        return (
-            json ? ShadowReport.json(summary, nowMs: nowMs) : ShadowReport.text(summary, nowMs: nowMs),
-            ShadowReport.exitCode(summary)
-        )
+        return json ? ShadowReport.json(summary, nowMs: nowMs) : ShadowReport.text(summary, nowMs: nowMs)
     }
 }
