@@ -63,7 +63,7 @@ struct AuditRoundTests {
     @Test func lossOnAServingReplicaIsConfirmedWithItsPksAndLeader() async throws {
         let lossy = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in Array(Self.all.dropFirst(3)) })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy])).audit(expected())
-        #expect(states(result) == ["missing/2/confirmed", "replica_divergence/1/confirmed"])
+        #expect(states(result) == ["missing/2/confirmed"])  // the log says which replica lost rows: no divergence
         let missing = try #require(result.records.first { $0.finding.kind == .missing }?.finding)
         #expect(missing.pks == [.int(1), .int(2), .int(3)])
         #expect(missing.leaders == ["by-dev-rootcoord-dml_0_9v0": "20@10.0.0.2:21123"])
@@ -83,7 +83,9 @@ struct AuditRoundTests {
             view: { _ in Self.view() },
             rows: { _ in Self.all + [ReplicaRow(pk: .int(11), ts: 400), ReplicaRow(pk: .int(12), ts: 400)] })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: back])).audit(expected(tombstones: deleted))
-        #expect(states(result) == ["replica_divergence/1/confirmed", "resurrected/2/confirmed"])
+        #expect(states(result) == ["resurrected/2/confirmed"])
+        // no finding names the healthy replica 1 (the CI incident: a divergence carried its id)
+        #expect(!result.records.contains { $0.finding.replicaID == 1 })
         #expect(result.records.first { $0.finding.kind == .resurrected }?.finding.pks == [.int(11), .int(12)])
     }
 
@@ -156,7 +158,7 @@ struct AuditRoundTests {
             expected(tombstones: deleted))
         #expect(
             states(result) == [
-                "catchup_unfinished/2/resolved", "replica_divergence/1/confirmed", "resurrected/2/confirmed",
+                "catchup_unfinished/2/resolved", "resurrected/2/confirmed",
             ])
         #expect(result.records.first { $0.finding.kind == .resurrected }?.finding.pks == [.int(11)])
     }
@@ -257,7 +259,7 @@ struct AuditRoundTests {
             unreachableGrace: .milliseconds(100), probeInterval: .milliseconds(5))
         policy.mode = .full
         let full = try await round(FakeReplicaSource([1: Self.healthy, 2: changed]), policy: policy).audit(expected)
-        #expect(states(full) == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
+        #expect(states(full) == ["extra/2/confirmed"])
         let extra = try #require(full.records.first { $0.finding.kind == .extra }?.finding)
         #expect(extra.pks == [.int(3)] && extra.evidence.contains("row hash"))
         #expect(full.coverage?.mode == .full)
@@ -284,7 +286,7 @@ struct AuditRoundTests {
             #expect(result.coverage?.slice == slice && result.coverage?.mode == .sample)
         }
         #expect(seen[0] == [] && seen[1] == [] && seen[3] == [])
-        #expect(seen[2] == ["extra/2/confirmed", "replica_divergence/1/confirmed"])
+        #expect(seen[2] == ["extra/2/confirmed"])
     }
 
     @Test func versionsLostOrGainedAreDuplicatePKFindings() async throws {
@@ -302,6 +304,17 @@ struct AuditRoundTests {
         #expect(finding.pks == [.int(1)] && finding.pkCount == 1 && finding.evidence.contains("count(*) = 10"))
     }
 
+    @Test func withAnIncompleteHistoryADivergenceNamesBothReplicasAndNeitherAsCulprit() async throws {
+        let lossy = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in Array(Self.all.dropFirst(3)) })
+        var expected = expected()
+        expected.historyComplete = false
+        let result = try await round(FakeReplicaSource([2: lossy, 1: Self.healthy])).audit(expected)
+        let divergence = try #require(result.records.first { $0.finding.kind == .replicaDivergence }?.finding)
+        #expect(divergence.replicaID == 1 && divergence.peerReplicaID == 2 && divergence.pkCount == 3)
+        #expect(divergence.nodeIDs != divergence.peerNodeIDs)
+        #expect(result.records.first { $0.finding.kind == .replicaDivergence }?.state == .confirmed)
+    }
+
     @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {
         let down = FakeReplicaSource.Script(
             view: { _ in throw TransportError(.unavailable, method: "x", target: "y", message: "connection refused") },
@@ -313,20 +326,89 @@ struct AuditRoundTests {
 
 @Suite("Finding lifecycle")
 struct FindingLifecycleTests {
+    static func round(_ collections: [RoundOutcome.Collection], confirmed: Int = 0, at ms: Int64) -> RoundOutcome {
+        RoundOutcome(startedMs: ms, finishedMs: ms, mode: .pk, collections: collections, confirmed: confirmed)
+    }
+    static let judgedBoth = RoundOutcome.Collection(id: 9, name: "c", listed: [1, 2], judged: [1, 2], reasons: [])
+
     @Test func findingsKeepFirstSeenAndResolveWhenGone() throws {
         let store = try ShadowStore.inMemory()
         let finding = ReplicaFinding(
             kind: .missing, collectionID: 9, replicaID: 2, nodeIDs: [20], pks: [.int(1)], pkCount: 1, timestamp: 5,
             evidence: "x")
-        try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .suspected)], coverage: [], nowMs: 1000)
-        try store.recordAudit(collections: [9], findings: [AuditRecord(finding, .confirmed)], coverage: [], nowMs: 2000)
+        try store.recordAudit(
+            findings: [AuditRecord(finding, .suspected)], coverage: [], round: Self.round([Self.judgedBoth], at: 1000),
+            nowMs: 1000)
+        try store.recordAudit(
+            findings: [AuditRecord(finding, .confirmed)], coverage: [],
+            round: Self.round([Self.judgedBoth], confirmed: 1, at: 2000), nowMs: 2000)
         var f = try #require(try store.summary().findings.first)
         #expect(f.state == .confirmed && f.firstSeenMs == 1000 && f.confirmedMs == 2000 && f.lastSeenMs == 2000)
         #expect(try store.openFindingsFirstSeen(collectionID: 9) == ["missing/2": 1000])
-        try store.recordAudit(collections: [9], findings: [], coverage: [], nowMs: 3000)
+        try store.recordAudit(findings: [], coverage: [], round: Self.round([Self.judgedBoth], at: 3000), nowMs: 3000)
         f = try #require(try store.summary().findings.first)
         #expect(f.state == .resolved && f.resolvedMs == 3000)
         #expect(try store.summary().findings.count == 1)
         #expect(ShadowReport.exitCode(try store.summary()) == 0)
+    }
+
+    @Test func aReplicaTheRoundCouldNotReadKeepsItsFindingsAndTheReportSaysNotAudited() throws {
+        let store = try ShadowStore.inMemory()
+        let missing = ReplicaFinding(
+            kind: .missing, collectionID: 9, replicaID: 2, nodeIDs: [20], pks: [.int(1)], pkCount: 1, timestamp: 5,
+            evidence: "x")
+        try store.recordAudit(
+            findings: [AuditRecord(missing, .confirmed)], coverage: [],
+            round: Self.round([Self.judgedBoth], confirmed: 1, at: 1000), nowMs: 1000)
+        // replica 2's node is killed: the next round lists it but cannot read it
+        let down = ReplicaFinding(
+            kind: .replicaUnavailable, collectionID: 9, replicaID: 2, nodeIDs: [20], pks: [], pkCount: 0, timestamp: 6,
+            evidence: "replica cannot be asked")
+        let partial = RoundOutcome.Collection(
+            id: 9, name: "c", listed: [1, 2], judged: [1], reasons: ["replica 2: connection refused"])
+        try store.recordAudit(
+            findings: [AuditRecord(down, .suspected)], coverage: [], round: Self.round([partial], at: 2000),
+            nowMs: 2000)
+        let summary = try store.summary()
+        #expect(summary.findings.filter { $0.state != .resolved }.count == 2)  // missing/2 stays open
+        #expect(ShadowReport.exitCode(summary) == 1)
+        // the collection could not be audited at all (every QueryNode down): nothing resolves, report exits 2
+        try store.recordAudit(findings: [], coverage: [], round: Self.round([Self.judgedBoth], at: 3000), nowMs: 3000)
+        let gone = RoundOutcome.Collection(
+            id: 9, name: "c", listed: [], judged: [], reasons: ["replicas not available: no QueryNode"])
+        try store.recordAudit(findings: [], coverage: [], round: Self.round([gone], at: 4000), nowMs: 4000)
+        let after = try store.summary()
+        #expect(after.findings.allSatisfy { $0.state == .resolved })
+        #expect(after.latestRound?.result == "incomplete" && after.auditStatus[9]?.audited == false)
+        #expect(ShadowReport.exitCode(after) == 2)
+        let text = ShadowReport.text(after, nowMs: 5000)
+        #expect(text.contains("NOT AUDITED in the latest round") && text.contains("no QueryNode"))
+        #expect(ShadowReport.json(after, nowMs: 5000).contains("\"latest_round\":{\"started_ms\":4000"))
+        // a clean round again: exit 0
+        try store.recordAudit(findings: [], coverage: [], round: Self.round([Self.judgedBoth], at: 6000), nowMs: 6000)
+        #expect(ShadowReport.exitCode(try store.summary()) == 0)
+        // a round that failed as a whole (Kafka away) stands as the latest: exit 2
+        try store.recordFailedRound(
+            RoundOutcome(startedMs: 7000, finishedMs: 7000, mode: .pk, collections: [], confirmed: 0, error: "kafka"))
+        #expect(ShadowReport.exitCode(try store.summary()) == 2)
+    }
+
+    @Test func aDivergenceIsOneFindingPerPairAndShowsBothReplicas() throws {
+        let store = try ShadowStore.inMemory()
+        var divergence = ReplicaFinding(
+            kind: .replicaDivergence, collectionID: 9, replicaID: 1, nodeIDs: [10], pks: [.int(1)], pkCount: 1,
+            timestamp: 5, evidence: "differ")
+        divergence.peerReplicaID = 2
+        divergence.peerNodeIDs = [20]
+        for ms: Int64 in [1000, 2000] {
+            try store.recordAudit(
+                findings: [AuditRecord(divergence, .confirmed)], coverage: [],
+                round: Self.round([Self.judgedBoth], confirmed: 1, at: ms), nowMs: ms)
+        }
+        let summary = try store.summary()
+        #expect(summary.findings.count == 1)
+        #expect(summary.findings.first?.peerReplicaID == 2 && summary.findings.first?.peerNodeIDs == "20")
+        #expect(ShadowReport.json(summary, nowMs: 3000).contains("\"replica\":1,\"node\":\"10\",\"peer_replica\":2"))
+        #expect(ShadowReport.text(summary, nowMs: 3000).contains("replica 1 node 10 and replica 2 node 20"))
     }
 }

@@ -50,8 +50,33 @@ extension Application {
     public func audit(
         _ options: AuditOptions, source: (any ReplicaSource)? = nil, catalog: (any CollectionCatalog)? = nil
     ) async throws -> AuditSummary {
-        _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
+        let startedMs = clock.nowMs()
+        do {
+            _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
+        } catch {
+            recordFailedRound(options, startedMs: startedMs, error: error)
+            throw error
+        }
         let store = try openStore(options.stateDirectory, create: false)
+        return try await auditShadow(options, store: store, source: source, catalog: catalog)
+    }
+
+    /// A round that failed as a whole, kept as the latest round (`report` exits 2 while it stands). Best
+    /// effort: a state directory that cannot be written has its own error already.
+    func recordFailedRound(_ options: AuditOptions, startedMs: Int64, error: any Error) {
+        guard let store = try? openStore(options.stateDirectory, create: false) else { return }
+        let round = RoundOutcome(
+            startedMs: startedMs, finishedMs: clock.nowMs(), mode: options.policy.mode, collections: [], confirmed: 0,
+            error: "round failed: \(error)")
+        try? store.recordFailedRound(round)
+    }
+
+    /// One round on the committed shadow at each collection's cut T (no ingest): what `serve` runs on its timer.
+    public func auditShadow(
+        _ options: AuditOptions, store: ShadowStore, source: (any ReplicaSource)? = nil,
+        catalog: (any CollectionCatalog)? = nil
+    ) async throws -> AuditSummary {
+        let startedMs = clock.nowMs()
         let checkpoints = try await store.perform { try $0.checkpoints() }
         let catalog = catalog ?? MilvusClient(target: options.milvus)
         let round = AuditRound(
@@ -59,9 +84,9 @@ extension Application {
             policy: options.policy,
             logger: configuration.logger, clock: clock)
         var summary = AuditSummary()
-        var audited: [Int64] = []
         var records: [AuditRecord] = []
         var coverage: [AuditCoverage] = []
+        var outcomes: [RoundOutcome.Collection] = []
         let wanted = Set(options.collections)
         for collection in try await store.perform({ try $0.summary().collections }) where collection.state == "live" {
             if !wanted.isEmpty && !wanted.contains(collection.name) && !wanted.contains(String(collection.id)) {
@@ -72,6 +97,8 @@ extension Application {
                 schema = try await catalog.schema(collectionID: collection.id)
             } catch {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): \(error)")
+                outcomes.append(
+                    .init(id: collection.id, name: collection.name, listed: [], judged: [], reasons: ["\(error)"]))
                 continue
             }
             let listed: [ReplicaInfo]?
@@ -86,6 +113,10 @@ extension Application {
             let ticks = schema.physicalChannels.map { checkpoints[$0]?.tickTs ?? 0 }
             guard let t = ticks.min(), t > 0 else {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): no time tick applied yet")
+                outcomes.append(
+                    .init(
+                        id: collection.id, name: collection.name, listed: [], judged: [],
+                        reasons: ["no time tick applied yet"]))
                 continue
             }
             let id = collection.id
@@ -101,6 +132,7 @@ extension Application {
                 return expected
             }
             expected.schema = schema
+            expected.historyComplete = !collection.history.hasPrefix("incomplete")
             let result = try await round.audit(expected, listed: listed)
             let leaders = result.leaders
             try await store.perform {
@@ -119,14 +151,17 @@ extension Application {
                         ])
                 }
             }
-            audited.append(collection.id)
             summary.collections += 1
             if let c = result.coverage {
                 coverage.append(c)
                 summary.replicas += c.replicas
                 summary.rowsChecked += c.rows
             }
-            summary.notAudited += result.unjudged.map { "\(collection.name) (\(collection.id)) \($0)" }
+            summary.notAudited += result.unjudged.map { "\(collection.name) (\(collection.id)): \($0)" }
+            outcomes.append(
+                .init(
+                    id: collection.id, name: collection.name, listed: result.listedReplicas,
+                    judged: result.judgedReplicas, reasons: result.unjudged))
             for record in result.records {
                 switch record.state {
                 case .confirmed: summary.confirmed.append(record.finding)
@@ -136,10 +171,11 @@ extension Application {
             }
             records += result.records
         }
-        try await store.perform { [audited, records, coverage] in
-            try $0.recordAudit(
-                collections: audited, findings: records, coverage: coverage,
-                nowMs: clock.nowMs())
+        let outcome = RoundOutcome(
+            startedMs: startedMs, finishedMs: clock.nowMs(), mode: options.policy.mode, collections: outcomes,
+            confirmed: summary.confirmed.count)
+        try await store.perform { [records, coverage] in
+            try $0.recordAudit(findings: records, coverage: coverage, round: outcome, nowMs: clock.nowMs())
         }
         return summary
     }

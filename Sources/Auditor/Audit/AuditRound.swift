@@ -59,6 +59,10 @@ public struct ExpectedCollection: Sendable {
     public var schema: CollectionSchemaInfo? = nil
     /// Sample mode: which slice of each shard's pk range is read in full this round (rotates).
     public var sampleSlice = 0
+    /// False when the log no longer holds the collection's whole history (retention ate records auditd never
+    /// read): the comparison with the log cannot say which replica deviates, so replicas are also compared
+    /// with each other and a difference is a `replica_divergence` naming both.
+    public var historyComplete = true
 
     public init(
         collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
@@ -85,6 +89,10 @@ public struct CollectionAuditResult: Sendable {
     public var unjudged: [String] = []
     /// Shard leaders seen in this round, per replica.
     public var leaders: [Int64: [String: String]] = [:]
+    /// Replicas listed by the topology, and those read and compared with the log (the others' earlier
+    /// findings stay open: not seeing them again is not seeing them clean).
+    public var listedReplicas: [Int64] = []
+    public var judgedReplicas: [Int64] = []
 }
 
 /// One audit of one collection, as named phases:
@@ -148,7 +156,7 @@ public struct AuditRound: Sendable {
         var (topology, watches) = try await watch(context, topology: await probe(expected, listed: listed))
         var result = CollectionAuditResult()
         if let error = topology.error {
-            result.unjudged.append("\(expected.name) (\(expected.collectionID)): replicas not available: \(error)")
+            result.unjudged.append("replicas not available: \(error)")
             for (id, watch) in watches.sorted(by: { $0.key < $1.key })
             where watch.isWatched && watch.phase != .unreachable {
                 result.records.append(
@@ -171,6 +179,8 @@ public struct AuditRound: Sendable {
         result.records = judged.records
         result.unjudged = judged.unjudged
         result.leaders = judged.leaders
+        result.listedReplicas = topology.probes.map(\.replica.id)
+        result.judgedReplicas = judged.served.map(\.replica.id)
         let compareTime = clock.instant() - comparing
 
         let rows = judged.served.reduce(0) { $0 + $1.rows.count }
@@ -437,7 +447,7 @@ public struct AuditRound: Sendable {
             judged.served.append(Served(replica: replica, rows: rows))
         }
         judged.pending = await findings(context, judged.served)
-        if let divergence = Self.divergence(expected, judged.served) { judged.pending.append(divergence) }
+        judged.pending += Self.divergences(expected, judged.served, explainedBy: judged.pending)
         return judged
     }
 
@@ -454,13 +464,31 @@ public struct AuditRound: Sendable {
             pkCount: 0, timestamp: expected.timestamp, evidence: evidence, leaders: leaders)
     }
 
-    /// Replica-vs-replica difference between the first two replicas read, if any.
-    static func divergence(_ expected: ExpectedCollection, _ read: [Served]) -> ReplicaFinding? {
-        guard read.count >= 2 else { return nil }
-        return ReplicaComparison.divergence(
-            collectionID: expected.collectionID, timestamp: expected.timestamp,
-            .init(id: read[0].replica.id, nodeIDs: read[0].replica.nodeIDs, rows: read[0].rows),
-            .init(id: read[1].replica.id, nodeIDs: read[1].replica.nodeIDs, rows: read[1].rows))
+    /// Replica-vs-replica differences, pair by pair, that the comparison with the log does not already
+    /// attribute. While the history is complete the log decides which replica deviates (a replica that
+    /// matches the log is right), so a pair differs only where a finding against the log names the deviating
+    /// replica: that finding says it all, and no divergence names the healthy replica beside it. With an
+    /// incomplete history every difference is reported as a divergence naming both replicas.
+    static func divergences(_ expected: ExpectedCollection, _ read: [Served], explainedBy logFindings: [ReplicaFinding])
+        -> [ReplicaFinding]
+    {
+        let deviating = Set(logFindings.map(\.replicaID))
+        var found: [ReplicaFinding] = []
+        for (i, a) in read.enumerated() {
+            for b in read[(i + 1)...] {
+                if expected.historyComplete && (deviating.contains(a.replica.id) || deviating.contains(b.replica.id)) {
+                    continue
+                }
+                if let divergence = ReplicaComparison.divergence(
+                    collectionID: expected.collectionID, timestamp: expected.timestamp,
+                    .init(id: a.replica.id, nodeIDs: a.replica.nodeIDs, rows: a.rows),
+                    .init(id: b.replica.id, nodeIDs: b.replica.nodeIDs, rows: b.rows))
+                {
+                    found.append(divergence)
+                }
+            }
+        }
+        return found
     }
 
     /// The findings of every replica read, compared with the shadow concurrently (each comparison also asks
@@ -555,10 +583,11 @@ public struct AuditRound: Sendable {
             }
         }
         var confirmedNow = await findings(context, reread)
-        if let divergence = Self.divergence(expected, reread) { confirmedNow.append(divergence) }
+        confirmedNow += Self.divergences(expected, reread, explainedBy: confirmedNow)
         return pending.map { finding in
             let same = confirmedNow.contains {
-                $0.kind == finding.kind && $0.replicaID == finding.replicaID && $0.pks == finding.pks
+                $0.kind == finding.kind && $0.replicaID == finding.replicaID
+                    && $0.peerReplicaID == finding.peerReplicaID && $0.pks == finding.pks
                     && $0.pkCount == finding.pkCount
             }
             var record = AuditRecord(finding, same ? .confirmed : .suspected)

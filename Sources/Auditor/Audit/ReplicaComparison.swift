@@ -126,19 +126,24 @@ public enum ReplicaComparison {
                 + "(\(cut.duplicated.count) pks inserted again while live)")
     }
 
-    /// Replica-vs-replica: pks served by one and not the other (or with different ts).
+    /// Replica-vs-replica: pks served by one and not the other (or with different ts). Symmetric: names both
+    /// replicas (the lower id as `replicaID`, the other as `peerReplicaID`), neither as the culprit.
     public static func divergence(collectionID: Int64, timestamp: UInt64, _ a: Replica, _ b: Replica) -> ReplicaFinding?
     {
+        let (a, b) = a.id <= b.id ? (a, b) : (b, a)
         let left = Set(a.rows)
         let right = Set(b.rows)
         let differing = Set(left.symmetricDifference(right).map(\.pk))
         guard !differing.isEmpty else { return nil }
-        return ReplicaFinding(
-            kind: .replicaDivergence, collectionID: collectionID, replicaID: a.id, nodeIDs: a.nodeIDs + b.nodeIDs,
+        var finding = ReplicaFinding(
+            kind: .replicaDivergence, collectionID: collectionID, replicaID: a.id, nodeIDs: a.nodeIDs,
             pks: Array(differing.sorted().prefix(witnessLimit)), pkCount: differing.count, timestamp: timestamp,
             evidence:
                 "replicas \(a.id) (\(left.count) rows) and \(b.id) (\(right.count) rows) differ on \(differing.count) pks"
         )
+        finding.peerReplicaID = b.id
+        finding.peerNodeIDs = b.nodeIDs
+        return finding
     }
 }
 

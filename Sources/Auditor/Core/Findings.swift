@@ -48,7 +48,10 @@ public struct ReplicaFinding: Sendable, Equatable {
         /// The replica holds another number of versions than the log left live (a pk inserted twice while
         /// live is stored twice by Milvus 2.3 and counted twice by `count(*)`), with the same pk set.
         case duplicatePK = "duplicate_pk"
-        /// Two replicas of one collection disagree.
+        /// Two replicas of one collection disagree where the log cannot say which one deviates (its history
+        /// is incomplete), or on something the comparison with the log does not explain. Names both replicas
+        /// (`replicaID` and `peerReplicaID`); neither is the culprit. Where the log decides, the findings
+        /// against the log name the deviating replica and no divergence is reported.
         case replicaDivergence = "replica_divergence"
         /// A replica could not be read at T (unreachable, or still behind T at the deadline).
         case replicaUnavailable = "replica_unavailable"
@@ -71,6 +74,9 @@ public struct ReplicaFinding: Sendable, Equatable {
     /// For catch-up: when the replica was first seen recovering and when it matched (Unix ms).
     public var windowStartMs: Int64? = nil
     public var windowEndMs: Int64? = nil
+    /// `replica_divergence`: the other replica of the pair, and its nodes (`nodeIDs` are `replicaID`'s).
+    public var peerReplicaID: Int64? = nil
+    public var peerNodeIDs: [Int64] = []
 
     public init(
         kind: Kind, collectionID: Int64, replicaID: Int64, nodeIDs: [Int64], pks: [PrimaryKey], pkCount: Int,
@@ -173,4 +179,68 @@ public enum FindingKind: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { rawValue }
+}
+
+/// What one audit round did, kept with the round so that `report` tells the latest truth: a collection or
+/// replica the latest round could not audit stays "not audited" (exit 2) until a round audits it.
+public struct RoundOutcome: Sendable, Equatable {
+    public struct Collection: Sendable, Equatable {
+        public var id: Int64
+        public var name: String
+        /// Replicas listed for the collection and those read and judged against the log. `listed` empty and
+        /// `reason` set: the collection itself could not be audited.
+        public var listed: [Int64]
+        public var judged: [Int64]
+        /// Why (part of) the collection was not audited; empty when every listed replica was judged.
+        public var reasons: [String]
+        public var audited: Bool { reasons.isEmpty }
+        public init(id: Int64, name: String, listed: [Int64], judged: [Int64], reasons: [String]) {
+            self.id = id
+            self.name = name
+            self.listed = listed
+            self.judged = judged
+            self.reasons = reasons
+        }
+    }
+
+    public enum Result: String, Sendable {
+        /// Every collection audited, nothing confirmed.
+        case clean
+        /// Confirmed findings open after the round.
+        case findings
+        /// Something could not be audited (a replica down, recovering, no time tick yet, …).
+        case incomplete
+        /// The round itself failed (Kafka or Milvus unreachable).
+        case failed
+    }
+
+    public var startedMs: Int64
+    public var finishedMs: Int64
+    public var mode: AuditMode
+    public var collections: [Collection]
+    public var confirmed: Int
+    /// Set when the round failed as a whole.
+    public var error: String?
+
+    public init(
+        startedMs: Int64, finishedMs: Int64, mode: AuditMode, collections: [Collection], confirmed: Int,
+        error: String? = nil
+    ) {
+        self.startedMs = startedMs
+        self.finishedMs = finishedMs
+        self.mode = mode
+        self.collections = collections
+        self.confirmed = confirmed
+        self.error = error
+    }
+
+    public var notAudited: [String] {
+        collections.flatMap { c in c.reasons.map { "\(c.name) (\(c.id)): \($0)" } } + (error.map { [$0] } ?? [])
+    }
+
+    public var result: Result {
+        if error != nil { return .failed }
+        if confirmed > 0 { return .findings }
+        return collections.allSatisfy(\.audited) ? .clean : .incomplete
+    }
 }

@@ -8,11 +8,13 @@ public enum ShadowReport {
     static func iso(_ ms: Int64) -> String { HybridTimestamp.iso8601(HybridTimestamp.compose(milliseconds: ms)) }
 
     /// `auditd report`'s exit code: 1 confirmed findings open; 2 something could not be audited (Kafka
-    /// unreachable, a replica unavailable or still recovering, history incomplete); 0 clean.
+    /// unreachable, the latest round left a collection or replica unaudited or failed, a replica unavailable
+    /// or still recovering, history incomplete); 0 clean.
     public static func exitCode(_ s: ShadowSummary) -> Int32 {
         let open = s.findings.filter { $0.state != .resolved }
         if open.contains(where: { $0.state == .confirmed }) { return 1 }
         if s.kafkaUnreachableSinceMs != nil { return 2 }
+        if s.latestRound?.incomplete == true { return 2 }
         if open.contains(where: { $0.kind == .replica(.replicaUnavailable) || $0.kind == .replica(.catchupUnfinished) })
         {
             return 2
@@ -69,6 +71,10 @@ public enum ShadowReport {
             if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
             if let replica = f.replicaID { o.int("replica", replica) } else { o.null("replica") }
             if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
+            if let peer = f.peerReplicaID {
+                o.int("peer_replica", peer)
+                o.string("peer_node", f.peerNodeIDs ?? "")
+            }
             o.raw("pks", f.pksJSON ?? "[]")
             o.int("pk_count", f.pkCount ?? 0)
             if !f.leaders.isEmpty {
@@ -107,14 +113,44 @@ public enum ShadowReport {
             o.int("buckets", c.buckets)
             o.raw("seconds", String(format: "%.3f", c.seconds))
             if let slice = c.slice { o.int("sample_slice", slice) }
+            if let status = s.auditStatus[c.collectionID] { o.raw("latest_round", statusJSON(status)) }
             return o.result
+        }
+        // Collections the latest rounds looked at but never swept completely.
+        let unswept = s.auditStatus.filter { id, _ in !s.coverage.contains { $0.collectionID == id } }
+            .sorted { $0.key < $1.key }.map { id, status -> String in
+                var o = JSONLine()
+                o.int("collection", id)
+                o.null("last_sweep_ms")
+                o.raw("latest_round", statusJSON(status))
+                return o.result
+            }
+        var round = "null"
+        if let r = s.latestRound {
+            var o = JSONLine()
+            o.int("started_ms", r.startedMs)
+            o.int("finished_ms", r.finishedMs)
+            o.string("mode", r.mode)
+            o.string("result", r.result)
+            o.raw("not_audited", "[" + r.notAudited.map(JSONLine.quoted).joined(separator: ",") + "]")
+            if let error = r.error { o.string("error", error) } else { o.null("error") }
+            round = o.result
         }
         return "{\"collections\":[\(collections.joined(separator: ","))],"
             + "\"pchannels\":[\(pchannels.joined(separator: ","))],"
-            + "\"findings\":[\(findings.joined(separator: ","))],\"coverage\":[\(coverage.joined(separator: ","))],"
+            + "\"findings\":[\(findings.joined(separator: ","))],"
+            + "\"coverage\":[\((coverage + unswept).joined(separator: ","))],\"latest_round\":\(round),"
             + "\"quarantined\":\(s.quarantined),"
             + "\"kafka\":{\"reachable\":\(s.kafkaUnreachableSinceMs == nil),"
             + "\"unreachable_since_ms\":\(s.kafkaUnreachableSinceMs.map(String.init) ?? "null")}}"
+    }
+
+    static func statusJSON(_ status: ShadowSummary.AuditStatus) -> String {
+        var o = JSONLine()
+        o.int("at_ms", status.roundMs)
+        o.raw("audited", status.audited ? "true" : "false")
+        o.string("reason", status.reason)
+        return o.result
     }
 
     public static func text(_ s: ShadowSummary, nowMs: Int64) -> String {
@@ -148,6 +184,7 @@ public enum ShadowReport {
             var where_ = f.pchannel ?? ""
             if let c = f.collectionID { where_ += " collection \(c)" }
             if let r = f.replicaID { where_ += " replica \(r) node \(f.nodeIDs ?? "?")" }
+            if let peer = f.peerReplicaID { where_ += " and replica \(peer) node \(f.peerNodeIDs ?? "?")" }
             var line =
                 "  [\(f.state.rawValue)] \(f.kind.rawValue)\(where_.isEmpty ? "" : " " + where_.trimmingCharacters(in: .whitespaces)): \(f.detail)"
             if let pks = f.pksJSON, pks != "[]" { line += " pks \(pks)" }
@@ -156,13 +193,27 @@ public enum ShadowReport {
             lines.append(line)
         }
         lines.append("coverage:")
-        if s.coverage.isEmpty { lines.append("  (no audit yet)") }
+        if s.coverage.isEmpty && s.auditStatus.isEmpty { lines.append("  (no audit yet)") }
+        func latest(_ id: Int64) -> String {
+            guard let status = s.auditStatus[id], !status.audited else { return "" }
+            return "; NOT AUDITED in the latest round (\(iso(status.roundMs))): \(status.reason)"
+        }
         for c in s.coverage {
             let name = s.collections.first { $0.id == c.collectionID }?.name ?? "?"
             lines.append(
                 "  \(name) (\(c.collectionID)): last complete sweep \(iso(c.sweepMs)) at T \(c.timestamp), "
                     + "\(c.mode.rawValue) mode, \(c.replicas) of \(c.replicasTotal) replicas, \(c.rows) rows, "
-                    + "\(c.buckets) buckets, " + String(format: "%.2f s", c.seconds))
+                    + "\(c.buckets) buckets, " + String(format: "%.2f s", c.seconds) + latest(c.collectionID))
+        }
+        for (id, _) in s.auditStatus.sorted(by: { $0.key < $1.key })
+        where !s.coverage.contains(where: { $0.collectionID == id }) {
+            let name = s.collections.first { $0.id == id }?.name ?? "?"
+            lines.append("  \(name) (\(id)): never swept completely" + latest(id))
+        }
+        if let r = s.latestRound {
+            var line = "latest round: \(iso(r.startedMs)), \(r.mode) mode, \(r.result)"
+            if !r.notAudited.isEmpty { line += "; not audited: " + r.notAudited.joined(separator: "; ") }
+            lines.append(line)
         }
         lines.append("quarantined records: \(s.quarantined)")
         return lines.joined(separator: "\n")

@@ -114,6 +114,27 @@ public struct ShadowSummary: Sendable {
         public var windowEndMs: Int64? = nil
         /// The shard leaders that answered: vchannel → "nodeID@address".
         public var leaders: [String: String] = [:]
+        /// `replica_divergence`: the other replica of the pair and its nodes.
+        public var peerReplicaID: Int64? = nil
+        public var peerNodeIDs: String? = nil
+    }
+    /// The latest audit round as recorded.
+    public struct LatestRound: Sendable {
+        public var startedMs: Int64
+        public var finishedMs: Int64
+        public var mode: String
+        public var result: String
+        /// What it could not audit, one line each (collection, replica, why); the error of a failed round.
+        public var notAudited: [String]
+        public var error: String?
+        /// True while the latest round left something unaudited: `report` exits 2.
+        public var incomplete: Bool { result == RoundOutcome.Result.incomplete.rawValue || result == "failed" }
+    }
+    /// A collection's status in the latest round that looked at it.
+    public struct AuditStatus: Sendable {
+        public var roundMs: Int64
+        public var audited: Bool
+        public var reason: String
     }
     public var collections: [Collection]
     public var pchannels: [ChannelCheckpoint]
@@ -123,4 +144,7 @@ public struct ShadowSummary: Sendable {
     public var kafkaUnreachableSinceMs: Int64? = nil
     /// The last complete audit sweep of each collection.
     public var coverage: [AuditCoverage] = []
+    public var latestRound: LatestRound? = nil
+    /// Per collection id: whether the latest round audited it, and why not.
+    public var auditStatus: [Int64: AuditStatus] = [:]
 }

@@ -111,7 +111,8 @@ extension ShadowStore {
                     ts: (row["ts"] as Int64?).map { UInt64(bitPattern: $0) }, lastSeenMs: row["last_seen_ms"],
                     confirmedMs: row["confirmed_ms"], resolvedMs: row["resolved_ms"],
                     windowStartMs: row["window_start_ms"], windowEndMs: row["window_end_ms"],
-                    leaders: (row["leaders"] as String?).map(ShardLeaders.parse) ?? [:])
+                    leaders: (row["leaders"] as String?).map(ShardLeaders.parse) ?? [:],
+                    peerReplicaID: row["peer_replica_id"], peerNodeIDs: row["peer_node_ids"])
             }
             let coverage = try Row.fetchAll(db, sql: "SELECT * FROM coverage ORDER BY collection_id").map { row in
                 AuditCoverage(
@@ -123,10 +124,22 @@ extension ShadowStore {
             }
             let quarantined = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0
             let outage = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'kafka_unreachable_since_ms'")
+            let latest = try Row.fetchOne(db, sql: "SELECT * FROM audit_rounds ORDER BY id DESC LIMIT 1").map { row in
+                let notAudited: String = row["not_audited"]
+                return ShadowSummary.LatestRound(
+                    startedMs: row["started_ms"], finishedMs: row["finished_ms"], mode: row["mode"],
+                    result: row["result"],
+                    notAudited: notAudited.split(separator: "\n").map(String.init), error: row["error"])
+            }
+            var status: [Int64: ShadowSummary.AuditStatus] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_status") {
+                status[row["collection_id"]] = ShadowSummary.AuditStatus(
+                    roundMs: row["round_ms"], audited: row["audited"], reason: row["reason"])
+            }
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
                 findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) },
-                coverage: coverage)
+                coverage: coverage, latestRound: latest, auditStatus: status)
         }
     }
 }
@@ -146,21 +159,26 @@ extension ShadowStore {
     }
 
     /// Records one audit round. Findings keep their identity across rounds — one open finding per (kind,
-    /// collection, replica) — so `first_seen` survives; an open finding of an audited collection that this
-    /// round did not see again is resolved. Resolved findings older than 7 days are dropped.
-    public func recordAudit(
-        collections: [Int64], findings: [AuditRecord], coverage: [AuditCoverage], nowMs: Int64
-    ) throws {
+    /// collection, replica[, peer replica]) — so `first_seen` survives; an open finding that this round did
+    /// not see again is resolved only where the round judged its replica (a replica that could not be read,
+    /// or a collection that could not be audited, keeps its findings open). Resolved findings older than 7
+    /// days are dropped. The round's outcome is kept (the last 1,000 rounds) with each collection's status.
+    public func recordAudit(findings: [AuditRecord], coverage: [AuditCoverage], round: RoundOutcome, nowMs: Int64)
+        throws
+    {
         try writer.write { db in
             var open: [String: Int64] = [:]
-            for collection in collections {
-                for finding in try Self.openReplicaFindings(db, collectionID: collection) {
-                    open["\(finding.key)/\(collection)/\(finding.replica)"] = finding.id
+            for collection in round.collections where !collection.listed.isEmpty {
+                let kept = Set(collection.listed).subtracting(collection.judged)
+                for finding in try Self.openReplicaFindings(db, collectionID: collection.id)
+                where !kept.contains(finding.replica) {
+                    open[Self.identity(finding.key, collection.id, finding.replica, finding.peer)] = finding.id
                 }
             }
             for record in findings {
                 let finding = record.finding
-                let key = "\(finding.kind.rawValue)/\(finding.collectionID)/\(finding.replicaID)"
+                let key = Self.identity(
+                    finding.kind.rawValue, finding.collectionID, finding.replicaID, finding.peerReplicaID)
                 let state = record.state.rawValue
                 let leaders = ShardLeaders.format(finding.leaders)
                 let arguments: [(any DatabaseValueConvertible)?] = [
@@ -168,26 +186,28 @@ extension ShadowStore {
                     Self.pksJSON(finding.pks), finding.pkCount, Int64(bitPattern: finding.timestamp), nowMs,
                     record.state == .confirmed ? nowMs : nil, record.state == .resolved ? nowMs : nil,
                     finding.windowStartMs, finding.windowEndMs, leaders,
+                    finding.peerNodeIDs.isEmpty ? nil : finding.peerNodeIDs.map(String.init).joined(separator: ","),
                 ]
-                if let id = open.removeValue(forKey: key) {
+                if let id = try open.removeValue(forKey: key) ?? Self.openFinding(db, key: key) {
                     try db.execute(
                         sql: """
                             UPDATE findings SET state = ?, detail = ?, node_ids = ?, pks = ?, pk_count = ?, ts = ?,
                                 last_seen_ms = ?, confirmed_ms = COALESCE(confirmed_ms, ?), resolved_ms = ?,
-                                window_start_ms = COALESCE(window_start_ms, ?), window_end_ms = ?, leaders = ?
+                                window_start_ms = COALESCE(window_start_ms, ?), window_end_ms = ?, leaders = ?,
+                                peer_node_ids = ?
                             WHERE id = ?
                             """, arguments: StatementArguments(arguments + [id]))
                 } else {
                     try db.execute(
                         sql: """
                             INSERT INTO findings (state, detail, node_ids, pks, pk_count, ts, last_seen_ms,
-                                confirmed_ms, resolved_ms, window_start_ms, window_end_ms, leaders,
-                                kind, collection_id, replica_id, first_seen_ms)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                confirmed_ms, resolved_ms, window_start_ms, window_end_ms, leaders, peer_node_ids,
+                                kind, collection_id, replica_id, peer_replica_id, first_seen_ms)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                             """,
                         arguments: StatementArguments(
                             arguments + [
-                                finding.kind.rawValue, finding.collectionID, finding.replicaID,
+                                finding.kind.rawValue, finding.collectionID, finding.replicaID, finding.peerReplicaID,
                                 finding.windowStartMs ?? nowMs,
                             ]))
                 }
@@ -196,6 +216,7 @@ extension ShadowStore {
                 try db.execute(
                     sql: "UPDATE findings SET state = 'resolved', resolved_ms = ? WHERE id = ?", arguments: [nowMs, id])
             }
+            try Self.record(db, round: round)
             try db.execute(
                 sql: "DELETE FROM findings WHERE state = 'resolved' AND resolved_ms < ?",
                 arguments: [nowMs - 7 * 24 * 3600 * 1000])
@@ -250,7 +271,7 @@ extension ShadowStore {
     public func openFindingsFirstSeen(collectionID: Int64) throws -> [String: Int64] {
         try writer.read { db in
             var result: [String: Int64] = [:]
-            for finding in try Self.openReplicaFindings(db, collectionID: collectionID) {
+            for finding in try Self.openReplicaFindings(db, collectionID: collectionID) where finding.peer == nil {
                 result["\(finding.key)/\(finding.replica)"] = finding.firstSeenMs
             }
             return result
@@ -259,15 +280,55 @@ extension ShadowStore {
 
     /// Open (not resolved) replica findings of one collection; `key` is the finding's kind.
     static func openReplicaFindings(_ db: Database, collectionID: Int64) throws
-        -> [(id: Int64, key: String, replica: Int64, firstSeenMs: Int64)]
+        -> [(id: Int64, key: String, replica: Int64, peer: Int64?, firstSeenMs: Int64)]
     {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT id, kind, replica_id, first_seen_ms FROM findings
+                SELECT id, kind, replica_id, peer_replica_id, first_seen_ms FROM findings
                 WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
                 """, arguments: [collectionID]
-        ).map { row in (row["id"], row["kind"], row["replica_id"], row["first_seen_ms"]) }
+        ).map { row in (row["id"], row["kind"], row["replica_id"], row["peer_replica_id"], row["first_seen_ms"]) }
+    }
+
+    /// A replica finding's identity: one open finding per kind, collection, replica (and peer replica).
+    static func identity(_ kind: String, _ collection: Int64, _ replica: Int64, _ peer: Int64?) -> String {
+        "\(kind)/\(collection)/\(replica)" + (peer.map { "/\($0)" } ?? "")
+    }
+
+    /// The open finding with this identity, in a collection whose findings this round keeps open.
+    static func openFinding(_ db: Database, key: String) throws -> Int64? {
+        let parts = key.split(separator: "/").map(String.init)
+        guard parts.count >= 3, let collection = Int64(parts[1]) else { return nil }
+        return try openReplicaFindings(db, collectionID: collection).first {
+            identity($0.key, collection, $0.replica, $0.peer) == key
+        }?.id
+    }
+
+    /// Keeps the round's outcome (the last 1,000) and each collection's latest status.
+    static func record(_ db: Database, round: RoundOutcome) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_rounds (started_ms, finished_ms, mode, result, collections, confirmed, not_audited,
+                    error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                round.startedMs, round.finishedMs, round.mode.rawValue, round.result.rawValue, round.collections.count,
+                round.confirmed, round.notAudited.joined(separator: "\n"), round.error,
+            ])
+        try db.execute(sql: "DELETE FROM audit_rounds WHERE id <= (SELECT MAX(id) FROM audit_rounds) - 1000")
+        for collection in round.collections {
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO audit_status VALUES (?, ?, ?, ?)",
+                arguments: [
+                    collection.id, round.startedMs, collection.audited, collection.reasons.joined(separator: "; "),
+                ])
+        }
+    }
+
+    /// A round that failed as a whole (Kafka or Milvus unreachable): kept as the latest round.
+    public func recordFailedRound(_ round: RoundOutcome) throws {
+        try writer.write { db in try Self.record(db, round: round) }
     }
 
     static func pksJSON(_ pks: [PrimaryKey]) -> String {

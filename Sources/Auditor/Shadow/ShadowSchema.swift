@@ -133,6 +133,29 @@ enum ShadowSchema {
         migrator.registerMigration("v6-sample-slice") { db in
             try db.execute(sql: "ALTER TABLE coverage ADD COLUMN slice INTEGER")
         }
+        migrator.registerMigration("v7-peer-replica-and-rounds") { db in
+            // A divergence names both replicas; the latest round says what it could not audit, and why.
+            try db.execute(sql: "ALTER TABLE findings ADD COLUMN peer_replica_id INTEGER")
+            try db.execute(sql: "ALTER TABLE findings ADD COLUMN peer_node_ids TEXT")
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_rounds (
+                        id INTEGER PRIMARY KEY,
+                        started_ms INTEGER NOT NULL,
+                        finished_ms INTEGER NOT NULL,
+                        mode TEXT NOT NULL,
+                        result TEXT NOT NULL,
+                        collections INTEGER NOT NULL,
+                        confirmed INTEGER NOT NULL,
+                        not_audited TEXT NOT NULL,
+                        error TEXT);
+                    CREATE TABLE audit_status (
+                        collection_id INTEGER PRIMARY KEY,
+                        round_ms INTEGER NOT NULL,
+                        audited INTEGER NOT NULL,
+                        reason TEXT NOT NULL);
+                    """)
+        }
         return migrator
     }
 }
