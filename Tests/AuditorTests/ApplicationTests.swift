@@ -43,6 +43,22 @@ struct ApplicationTests {
             catalog: catalog)
     }
 
+    @Test func oneWriterPerStateDirectory() async throws {
+        let (app, directory) = application()
+        let held = try StateLock(directory: directory, command: "serve")
+        let error = await #expect(throws: ShadowError.self) {
+            _ = try await app.run(RunOptions(stateDirectory: directory, once: true))
+        }
+        #expect(error?.message.contains("in use by pid \(getpid()) (auditd serve)") == true)
+        await #expect(throws: ShadowError.self) {
+            _ = try await app.audit(AuditOptions(stateDirectory: directory, milvus: "unused:1", policy: Self.policy))
+        }
+        held.release()
+        _ = try await app.run(RunOptions(stateDirectory: directory, once: true))  // free again
+        var info = stat()
+        #expect(stat(directory, &info) == 0 && info.st_mode & 0o777 == 0o700)
+    }
+
     @Test func aHealthyClusterAuditsCleanAndTheReportSaysSo() async throws {
         let (app, directory) = application()
         let rows = try await served(by: app, in: directory)

@@ -51,8 +51,10 @@ extension Application {
         _ options: AuditOptions, source: (any ReplicaSource)? = nil, catalog: (any CollectionCatalog)? = nil
     ) async throws -> AuditSummary {
         let startedMs = clock.nowMs()
+        let lock = try StateLock(directory: options.stateDirectory, command: "audit")
+        defer { lock.release() }
         do {
-            _ = try await run(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
+            _ = try await ingest(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
         } catch {
             recordFailedRound(options, startedMs: startedMs, error: error)
             throw error

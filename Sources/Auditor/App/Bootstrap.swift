@@ -21,6 +21,8 @@ extension Application {
     public func bootstrap(
         collection: String, milvus: String, stateDirectory: String, progress: ((String) -> Void)? = nil
     ) async throws -> BootstrapResult {
+        let lock = try StateLock(directory: stateDirectory, command: "bootstrap")
+        defer { lock.release() }
         let client = MilvusClient(target: milvus)
         let id: Int64
         if let numeric = Int64(collection) {

@@ -34,6 +34,15 @@ extension Application {
     )
         async throws -> ShadowIngester.Stats
     {
+        let lock = try StateLock(directory: options.stateDirectory, command: options.once ? "run --once" : "run")
+        defer { lock.release() }
+        return try await ingest(options, stop: stop, progress: progress)
+    }
+
+    /// `run`'s loop, for a caller that holds the state directory's lock.
+    func ingest(
+        _ options: RunOptions, stop: StopFlag = StopFlag(), progress: ((ShadowIngester.Stats) -> Void)? = nil
+    ) async throws -> ShadowIngester.Stats {
         let store = try openStore(options.stateDirectory, shadow: options.shadow, create: true)
         let logger = configuration.logger
         let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in

@@ -60,7 +60,8 @@ public final class ShadowStore: Sendable {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard create else { throw ShadowError(message: "state directory '\(directory)' does not exist") }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } else if !isDirectory.boolValue {
             throw ShadowError(message: "state directory '\(directory)' is a file")
         }
@@ -68,7 +69,7 @@ public final class ShadowStore: Sendable {
         if !exists {
             let foreign =
                 (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter {
-                    !$0.hasPrefix(".")
+                    !$0.hasPrefix(".") && $0 != "lock"
                 } ?? []
             guard create else { throw ShadowError(message: "state directory '\(directory)' holds no auditd shadow") }
             guard foreign.isEmpty else {
