@@ -90,6 +90,32 @@ struct ShadowTests {
         #expect(Set(try store.tombstones(collectionID: 4455).map(\.ts)) == [20, 50])
     }
 
+    @Test func theCollectionAtACutBeforeADeleteStillHasTheDeletedRow() async throws {
+        // the audit's T may lie before deletes the shadow already applied (another pchannel's tick, or ingest
+        // going on during a round): at T the deleted rows were live
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2, 3], ts: 10)
+        w.tick(15)
+        w.delete([1, 2], ts: 20)
+        w.insert([1], ts: 30)
+        w.tick(40)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        func at(_ t: UInt64) throws -> [Int64: [UInt64]] {
+            var result: [Int64: [UInt64]] = [:]
+            for row in try store.expected(collectionID: 4455, at: t).rows {
+                if case .int(let pk) = row.pk { result[pk, default: []].append(row.ts) }
+            }
+            return result.mapValues { $0.sorted() }
+        }
+        #expect(try at(15) == [1: [10], 2: [10], 3: [10]])
+        #expect(try at(25) == [3: [10]])
+        #expect(try at(40) == [1: [30], 3: [10]])
+        #expect(try store.expected(collectionID: 4455, at: 15).tombstones.isEmpty)
+        #expect(try store.expected(collectionID: 4455, at: 25).tombstones.count == 2)
+    }
+
     @Test func upsertIsDeleteAndInsertAtOneTimestamp() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

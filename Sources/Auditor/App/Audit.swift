@@ -123,10 +123,10 @@ extension Application {
             }
             let id = collection.id
             var expected = try await store.perform { store in
+                let (rows, tombstones) = try store.expected(collectionID: id, at: t)
                 var expected = ExpectedCollection(
                     collectionID: id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                    vchannels: schema.virtualChannels, timestamp: t, rows: try store.liveRows(collectionID: id),
-                    tombstones: try store.tombstones(collectionID: id),
+                    vchannels: schema.virtualChannels, timestamp: t, rows: rows, tombstones: tombstones,
                     buckets: try store.buckets(collectionID: id).hashes.count,
                     firstSeen: try store.openFindingsFirstSeen(collectionID: id))
                 expected.lastLeaders = try store.replicaTopology(collectionID: id)

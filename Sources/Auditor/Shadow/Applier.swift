@@ -213,8 +213,10 @@ struct Applier {
         let part = allPartitions ? 0 : try name(String(delete.partitionID))
         let remove = try db.cachedStatement(
             sql: allPartitions
-                ? "DELETE FROM rows WHERE coll = ? AND pk = ? AND ts < ? RETURNING ts, hash"
-                : "DELETE FROM rows WHERE coll = ? AND pk = ? AND ts < ? AND part = ? RETURNING ts, hash")
+                ? "DELETE FROM rows WHERE coll = ? AND pk = ? AND ts < ? RETURNING ts, seq, hash"
+                : "DELETE FROM rows WHERE coll = ? AND pk = ? AND ts < ? AND part = ? RETURNING ts, seq, hash")
+        let keep = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO deleted_rows (coll, pk, ts, seq, hash, deleted_ts) VALUES (?, ?, ?, ?, ?, ?)")
         let tombstone = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO tombstones (coll, pk, ts, shard, off) VALUES (?, ?, ?, ?, ?)")
         for key in delete.keys {
@@ -223,6 +225,8 @@ struct Applier {
             let arguments: StatementArguments =
                 allPartitions ? [entry.local, Data(pkBytes), ts] : [entry.local, Data(pkBytes), ts, part]
             for removed in try Row.fetchAll(remove, arguments: arguments) {
+                let (removedTs, seq, hash): (Int64, Int64, Int64) = (removed["ts"], removed["seq"], removed["hash"])
+                try keep.execute(arguments: [entry.local, Data(pkBytes), removedTs, seq, hash, ts])
                 try toggle(
                     entry.local, pkBytes: pkBytes, ts: UInt64(bitPattern: removed["ts"]),
                     rowHash: UInt64(bitPattern: removed["hash"]), delta: -1)

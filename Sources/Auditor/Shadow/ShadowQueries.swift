@@ -37,6 +37,35 @@ extension ShadowStore {
         }
     }
 
+    /// What the log says a collection looked like at `timestamp`, read in one transaction: the row versions
+    /// live at T (live now, or removed by a delete after T) and the tombstones at or before T.
+    public func expected(collectionID: Int64, at timestamp: UInt64) throws -> (
+        rows: [LiveRow], tombstones: [DeletedKey]
+    ) {
+        try writer.read { db in
+            guard let (coll, isInt) = try local(db, collectionID) else { return ([], []) }
+            let t = Int64(bitPattern: timestamp)
+            func version(_ row: Row) -> LiveRow? {
+                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
+                return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
+            }
+            let live = try Row.fetchAll(
+                db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]
+            ).compactMap(version)
+            let deletedAfter = try Row.fetchAll(
+                db, sql: "SELECT pk, ts, hash FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
+                arguments: [coll, t, t]
+            ).compactMap(version)
+            let tombstones = try Row.fetchAll(
+                db, sql: "SELECT pk, ts FROM tombstones WHERE coll = ? AND ts <= ?", arguments: [coll, t]
+            ).compactMap { row -> DeletedKey? in
+                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
+                return DeletedKey(pk: pk, ts: UInt64(bitPattern: row["ts"]))
+            }
+            return (live + deletedAfter, tombstones)
+        }
+    }
+
     public func tombstones(collectionID: Int64) throws -> [DeletedKey] {
         try writer.read { db in
             guard let (coll, isInt) = try local(db, collectionID) else { return [] }

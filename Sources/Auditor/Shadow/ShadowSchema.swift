@@ -156,6 +156,23 @@ enum ShadowSchema {
                         reason TEXT NOT NULL);
                     """)
         }
+        migrator.registerMigration("v8-deleted-rows") { db in
+            // Row versions removed by a delete, kept until every pchannel's time tick passed the delete: the
+            // audit's cut T may lie before a delete the shadow already applied (T is the lowest tick of a
+            // collection's pchannels, and ingest goes on while a round runs); at T those rows were live.
+            try db.execute(
+                sql: """
+                    CREATE TABLE deleted_rows (
+                        coll INTEGER NOT NULL,
+                        pk BLOB NOT NULL,
+                        ts INTEGER NOT NULL,
+                        seq INTEGER NOT NULL,
+                        hash INTEGER NOT NULL,
+                        deleted_ts INTEGER NOT NULL,
+                        PRIMARY KEY (coll, pk, ts, seq)) WITHOUT ROWID;
+                    CREATE INDEX deleted_rows_by_deleted_ts ON deleted_rows (deleted_ts);
+                    """)
+        }
         return migrator
     }
 }

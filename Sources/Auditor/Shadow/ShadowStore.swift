@@ -274,7 +274,16 @@ public final class ShadowStore: Sendable {
         let cutoff = HybridTimestamp.compose(milliseconds: HybridTimestamp.physicalMilliseconds(nowTs) - windowMs)
         return try writer.write { db in
             try db.execute(sql: "DELETE FROM tombstones WHERE ts < ?", arguments: [Int64(bitPattern: cutoff)])
-            return db.changesCount
+            let purged = db.changesCount
+            // Deleted versions matter only to a cut T before their delete, and T never goes below the lowest
+            // tick; 10 minutes of margin for a round that computed its T before this purge.
+            if let lowest = try Int64.fetchOne(db, sql: "SELECT MIN(tick_ts) FROM pchannels WHERE tick_ts > 0") {
+                let margin = HybridTimestamp.physicalMilliseconds(UInt64(bitPattern: lowest)) - 600_000
+                try db.execute(
+                    sql: "DELETE FROM deleted_rows WHERE deleted_ts < ?",
+                    arguments: [Int64(bitPattern: HybridTimestamp.compose(milliseconds: max(0, margin)))])
+            }
+            return purged
         }
     }
 }
