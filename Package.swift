@@ -3,7 +3,7 @@ import PackageDescription
 
 // The targets follow the data path; each imports only the ones before it (docs/architecture.md):
 //   AuditorCore → AuditorKafka → MilvusProto, AuditorTransport → AuditorMilvus → AuditorShadow → AuditorAudit
-//   → AuditorReport → Auditor (the application) → auditd (the CLI).
+//   → AuditorReport → AuditorAlerting (metrics, Alertmanager) → Auditor (the application, `serve`) → auditd (the CLI).
 // Only AuditorKafka imports CRdKafka, only AuditorTransport imports CCurl, only AuditorCore imports CXXHash.
 // AuditorTesting holds every in-memory double (for tests, benchmarks and embedders); nothing in the
 // production path depends on it.
@@ -23,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -54,10 +58,20 @@ let package = Package(
             name: "AuditorReport", dependencies: ["AuditorCore", "AuditorMilvus", "AuditorShadow"],
             path: "Sources/Auditor/Report"),
         .target(
+            name: "AuditorAlerting",
+            dependencies: [
+                "AuditorCore", "AuditorTransport", "AuditorShadow", "AuditorReport", logging,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Auditor/Alerting"),
+        .target(
             name: "Auditor",
             dependencies: [
                 "AuditorCore", "AuditorKafka", "AuditorTransport", "AuditorMilvus", "AuditorShadow", "AuditorAudit",
-                "AuditorReport", logging,
+                "AuditorReport", "AuditorAlerting", logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Sources/Auditor/App"),
         .target(
@@ -77,7 +91,8 @@ let package = Package(
             name: "AuditorTests",
             dependencies: [
                 "Auditor", "AuditorAudit", "AuditorCore", "AuditorKafka", "AuditorMilvus", "AuditorReport", "AuditorShadow",
-                "AuditorTesting", "AuditorTransport", "MilvusProto", protobuf, logging,
+                "AuditorTesting", "AuditorTransport", "AuditorAlerting", "MilvusProto", protobuf, logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

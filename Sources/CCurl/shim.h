@@ -18,3 +18,8 @@ static inline CURLcode auditd_curl_setopt_callback(CURL *handle, CURLoption opti
 static inline CURLcode auditd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+typedef int (*auditd_curl_xferinfo_callback)(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                                             curl_off_t ulnow);
+static inline CURLcode auditd_curl_setopt_xferinfo(CURL *handle, auditd_curl_xferinfo_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
+}

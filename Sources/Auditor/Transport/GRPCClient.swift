@@ -3,6 +3,7 @@ import CCurl
 import Dispatch
 import Foundation
 import SwiftProtobuf
+import Synchronization
 
 /// A failed call, typed by what went wrong on the way — never by its text.
 public struct TransportError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -183,17 +184,21 @@ final class CurlEasy {
         status = code
     }
 
-    /// What came back: the body and the response headers (trailers included), lower-cased names.
+    /// What came back: the body and the response headers (trailers included), lower-cased names. A streamed
+    /// exchange hands each chunk to `onData` instead of keeping it (false: abort the transfer), and is aborted
+    /// when `stopped` turns true (asked about once a second while idle).
     final class Exchange {
         var body: [UInt8] = []
         var headers: [String: String] = [:]
+        var onData: (([UInt8]) -> Bool)?
+        var stopped: (() -> Bool)?
     }
 
     /// Blocking: one POST. HTTP/2 with prior knowledge (gRPC) or HTTP/1.1.
     func post(
-        url: String, body payload: [UInt8], headers: [String], http2: Bool, timeoutMs: Int, connectTimeoutMs: Int
+        url: String, body payload: [UInt8], headers: [String], http2: Bool, timeoutMs: Int, connectTimeoutMs: Int,
+        exchange: Exchange = Exchange()
     ) -> (CURLcode, Exchange) {
-        let exchange = Exchange()
         let code: CURLcode = with(headers: headers) { handle, headerList in
             url.withCString { urlPointer in
                 payload.withUnsafeBytes { body in
@@ -217,8 +222,19 @@ final class CurlEasy {
                     _ = auditd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, user in
                         guard let data, let user else { return 0 }
                         let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
-                        exchange.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
+                        let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+                        if let onData = exchange.onData { return onData(Array(bytes)) ? size * count : 0 }
+                        exchange.body.append(contentsOf: bytes)
                         return size * count
+                    }
+                    if exchange.stopped != nil {
+                        _ = auditd_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+                        _ = auditd_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context)
+                        _ = auditd_curl_setopt_xferinfo(handle) { user, _, _, _, _ in
+                            guard let user else { return 0 }
+                            let exchange = Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
+                            return exchange.stopped?() == true ? 1 : 0
+                        }
                     }
                     _ = auditd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
                     _ = auditd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, user in
@@ -251,7 +267,7 @@ final class CurlEasy {
     }
 }
 
-/// Plain HTTP/1.1 JSON POSTs (etcd's v3 JSON gateway). Blocking work runs on its own queue.
+/// Plain HTTP/1.1 JSON POSTs (etcd's v3 JSON gateway, Alertmanager). Blocking work runs on its own queue.
 public final class HTTPClient: Sendable {
     private let queue = DispatchQueue(label: "auditd.http", attributes: .concurrent)
 
@@ -286,4 +302,65 @@ public final class HTTPClient: Sendable {
             }
         }
     }
+
+    /// A long-lived POST whose answer is a stream (etcd's watch): each chunk of the body goes to `onData` as it
+    /// arrives, until the server ends it, `onData` returns false, or the calling task is cancelled (noticed
+    /// within about a second). Runs on its own thread, never on the cooperative pool. Returns the HTTP
+    /// status; a transfer that failed (not one stopped on purpose) throws.
+    public func stream(
+        _ url: String, json body: [UInt8], connectTimeout: Duration = .seconds(3),
+        onData: @escaping @Sendable ([UInt8]) -> Bool
+    ) async throws -> Int {
+        let cancelled = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let thread = Thread {
+                    continuation.resume(
+                        with: Result {
+                            guard let easy = CurlEasy() else {
+                                throw TransportError(
+                                    .unavailable, method: "POST", target: url, message: "curl_easy_init failed")
+                            }
+                            let exchange = CurlEasy.Exchange()
+                            var stoppedByUs = false
+                            exchange.onData = { chunk in
+                                if cancelled.isSet || !onData(chunk) {
+                                    stoppedByUs = true
+                                    return false
+                                }
+                                return true
+                            }
+                            exchange.stopped = {
+                                if cancelled.isSet { stoppedByUs = true }
+                                return cancelled.isSet
+                            }
+                            let (code, _) = easy.post(
+                                url: url, body: body,
+                                headers: ["content-type: application/json", "user-agent: auditd"], http2: false,
+                                timeoutMs: 0, connectTimeoutMs: max(1, Int(connectTimeout.milliseconds)),
+                                exchange: exchange)
+                            var status = 0
+                            easy.statusCode(&status)
+                            guard code == CURLE_OK || stoppedByUs else {
+                                throw TransportError(
+                                    .unavailable, method: "POST", target: url,
+                                    message: String(cString: curl_easy_strerror(code)))
+                            }
+                            return status
+                        })
+                }
+                thread.name = "auditd.http.stream"
+                thread.start()
+            }
+        } onCancel: {
+            cancelled.set()
+        }
+    }
+}
+
+/// A flag set once from any thread (task cancellation) and read by a blocking C callback.
+final class CancelFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
