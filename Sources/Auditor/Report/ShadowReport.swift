@@ -125,6 +125,7 @@ public enum ShadowReport {
                 o.raw("latest_round", statusJSON(status))
                 return o.result
             }
+        let restarts = s.restarts.map { restartJSON($0, nowMs: nowMs) }
         var round = "null"
         if let r = s.latestRound {
             var o = JSONLine()
@@ -140,9 +141,50 @@ public enum ShadowReport {
             + "\"pchannels\":[\(pchannels.joined(separator: ","))],"
             + "\"findings\":[\(findings.joined(separator: ","))],"
             + "\"coverage\":[\((coverage + unswept).joined(separator: ","))],\"latest_round\":\(round),"
+            + "\"restarts\":[\(restarts.joined(separator: ","))],"
             + "\"quarantined\":\(s.quarantined),"
             + "\"kafka\":{\"reachable\":\(s.kafkaUnreachableSinceMs == nil),"
             + "\"unreachable_since_ms\":\(s.kafkaUnreachableSinceMs.map(String.init) ?? "null")}}"
+    }
+
+    /// One restart window as JSON (also `/v1/restarts`).
+    public static func restartJSON(_ r: RestartRecord, nowMs: Int64) -> String {
+        var o = JSONLine()
+        o.int("collection", r.collectionID)
+        o.int("replica", r.replicaID)
+        o.raw("old_nodes", "[" + r.oldNodes.map(String.init).joined(separator: ",") + "]")
+        o.raw("new_nodes", "[" + r.newNodes.map(String.init).joined(separator: ",") + "]")
+        o.int("down_ms", r.downMs)
+        if let serving = r.servingMs { o.int("serving_ms", serving) } else { o.null("serving_ms") }
+        if let caughtUp = r.caughtUpMs { o.int("caught_up_ms", caughtUp) } else { o.null("caught_up_ms") }
+        if let behind = r.servingBehindSeconds(nowMs: nowMs) {
+            o.raw("serving_behind_seconds", String(format: "%.3f", behind))
+        } else {
+            o.null("serving_behind_seconds")
+        }
+        o.int("rows_short_max", r.rowsShortMax)
+        o.string("state", r.state.rawValue)
+        o.raw("caught_up", r.caughtUpMs != nil ? "true" : "false")
+        return o.result
+    }
+
+    /// One restart window as a line of text.
+    public static func restartText(_ r: RestartRecord, nowMs: Int64) -> String {
+        var line =
+            "collection \(r.collectionID) replica \(r.replicaID): node \(r.oldNodes.map(String.init).joined(separator: ","))"
+            + (r.newNodes.isEmpty ? "" : " → \(r.newNodes.map(String.init).joined(separator: ","))")
+            + " down \(iso(r.downMs))"
+        if let serving = r.servingMs { line += ", serving again \(iso(serving))" }
+        if let caughtUp = r.caughtUpMs {
+            line += ", caught up \(iso(caughtUp))"
+        } else {
+            line += r.state == .unfinished ? ", NOT caught up (catch-up unfinished)" : ", not caught up yet"
+        }
+        if let behind = r.servingBehindSeconds(nowMs: nowMs) {
+            line += String(format: "; served queries %.1f s while behind", behind)
+        }
+        if r.rowsShortMax > 0 { line += ", up to \(r.rowsShortMax) rows short" }
+        return line
     }
 
     static func statusJSON(_ status: ShadowSummary.AuditStatus) -> String {
@@ -214,6 +256,10 @@ public enum ShadowReport {
             var line = "latest round: \(iso(r.startedMs)), \(r.mode) mode, \(r.result)"
             if !r.notAudited.isEmpty { line += "; not audited: " + r.notAudited.joined(separator: "; ") }
             lines.append(line)
+        }
+        if !s.restarts.isEmpty {
+            lines.append("restarts (newest first):")
+            for r in s.restarts.prefix(20) { lines.append("  " + restartText(r, nowMs: nowMs)) }
         }
         lines.append("quarantined records: \(s.quarantined)")
         return lines.joined(separator: "\n")

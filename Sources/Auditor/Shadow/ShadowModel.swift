@@ -145,6 +145,8 @@ public struct ShadowSummary: Sendable {
     /// The last complete audit sweep of each collection.
     public var coverage: [AuditCoverage] = []
     public var latestRound: LatestRound? = nil
+    /// QueryNode restarts per replica, newest first (the last 100).
+    public var restarts: [RestartRecord] = []
     /// Per collection id: whether the latest round audited it, and why not.
     public var auditStatus: [Int64: AuditStatus] = [:]
 }

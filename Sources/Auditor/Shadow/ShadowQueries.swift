@@ -168,7 +168,7 @@ extension ShadowStore {
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
                 findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) },
-                coverage: coverage, latestRound: latest, auditStatus: status)
+                coverage: coverage, latestRound: latest, restarts: try Self.restarts(db, limit: 100), auditStatus: status)
         }
     }
 }
@@ -352,6 +352,60 @@ extension ShadowStore {
                 arguments: [
                     collection.id, round.startedMs, collection.audited, collection.reasons.joined(separator: "; "),
                 ])
+        }
+    }
+
+    /// Records a restart window (new or changed), keyed by collection, replica and down time; keeps 1,000.
+    public func recordRestart(_ record: RestartRecord) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO restarts (collection_id, replica_id, old_nodes, new_nodes, down_ms, serving_ms,
+                        caught_up_ms, rows_short_max, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (collection_id, replica_id, down_ms) DO UPDATE SET old_nodes = excluded.old_nodes,
+                        new_nodes = excluded.new_nodes, serving_ms = excluded.serving_ms,
+                        caught_up_ms = excluded.caught_up_ms, rows_short_max = excluded.rows_short_max,
+                        state = excluded.state
+                    """,
+                arguments: [
+                    record.collectionID, record.replicaID, record.oldNodes.map(String.init).joined(separator: ","),
+                    record.newNodes.map(String.init).joined(separator: ","), record.downMs, record.servingMs,
+                    record.caughtUpMs, record.rowsShortMax, record.state.rawValue,
+                ])
+            try db.execute(sql: "DELETE FROM restarts WHERE id <= (SELECT MAX(id) FROM restarts) - 1000")
+        }
+    }
+
+    public func restarts(limit: Int = 100) throws -> [RestartRecord] {
+        try writer.read { db in try Self.restarts(db, limit: limit) }
+    }
+
+    static func restarts(_ db: Database, limit: Int) throws -> [RestartRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM restarts ORDER BY down_ms DESC, id DESC LIMIT ?", arguments: [limit])
+            .map { row in
+                func ids(_ text: String) -> [Int64] { text.split(separator: ",").compactMap { Int64($0) } }
+                var record = RestartRecord(
+                    collectionID: row["collection_id"], replicaID: row["replica_id"], oldNodes: ids(row["old_nodes"]),
+                    downMs: row["down_ms"])
+                record.newNodes = ids(row["new_nodes"])
+                record.servingMs = row["serving_ms"]
+                record.caughtUpMs = row["caught_up_ms"]
+                record.rowsShortMax = row["rows_short_max"]
+                record.state = RestartRecord.State(rawValue: row["state"]) ?? .behind
+                return record
+            }
+    }
+
+    /// The live versions a collection had at `timestamp` (what `count(*)` at T must answer).
+    public func expectedCount(collectionID: Int64, at timestamp: UInt64) throws -> Int64 {
+        try writer.read { db in
+            guard let (coll, _) = try local(db, collectionID) else { return 0 }
+            let t = Int64(bitPattern: timestamp)
+            let live = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]) ?? 0
+            let deletedAfter = try Int64.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
+                arguments: [coll, t, t]) ?? 0
+            return live + deletedAfter
         }
     }
 

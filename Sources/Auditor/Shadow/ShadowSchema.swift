@@ -173,6 +173,24 @@ enum ShadowSchema {
                     CREATE INDEX deleted_rows_by_deleted_ts ON deleted_rows (deleted_ts);
                     """)
         }
+        migrator.registerMigration("v9-restarts") { db in
+            // Every QueryNode restart per replica: down, serving again, caught up (docs/operations.md).
+            try db.execute(
+                sql: """
+                    CREATE TABLE restarts (
+                        id INTEGER PRIMARY KEY,
+                        collection_id INTEGER NOT NULL,
+                        replica_id INTEGER NOT NULL,
+                        old_nodes TEXT NOT NULL,
+                        new_nodes TEXT NOT NULL,
+                        down_ms INTEGER NOT NULL,
+                        serving_ms INTEGER,
+                        caught_up_ms INTEGER,
+                        rows_short_max INTEGER NOT NULL,
+                        state TEXT NOT NULL,
+                        UNIQUE (collection_id, replica_id, down_ms));
+                    """)
+        }
         return migrator
     }
 }
