@@ -64,7 +64,7 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self, Audit.self]
+        subcommands: [Serve.self, Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self, Audit.self]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -387,5 +387,80 @@ struct Audit: AsyncParsableCommand {
             }
         }
         if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract:
+            "The sidecar: follow the log, audit on a timer, watch QueryNode restarts, serve /metrics and /v1/report, "
+            + "push confirmed findings to Alertmanager; until SIGTERM/SIGINT (then exit 0).")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "HTTP listen HOST:PORT for /metrics, /healthz, /readyz, /v1/* (default 127.0.0.1:9187).")
+    var listen: String?
+
+    @Option(help: "Seconds between audit rounds (default 60; config key audit-interval).")
+    var auditInterval: Int?
+
+    @Option(help: "Seconds between full-mode rounds (default 21600 = 6 h).")
+    var fullInterval: Int?
+
+    @Option(help: "Full-mode rounds over 'all' rows (default) or a rotating 1/N of them.")
+    var fullSample: String?
+
+    @Option(help: "Alertmanager base URL: confirmed findings are pushed to its /api/v2/alerts.")
+    var alertmanager: String?
+
+    @Option(help: "Seconds Kafka keeps the DML topics (retention headroom; default 604800 = 168 h).")
+    var kafkaRetention: Int?
+
+    @Option(help: "Seconds of auditd's own lag past which /readyz fails (default 60).")
+    var readyLag: Int?
+
+    @Option(help: "Follow QueryNode sessions in etcd for restart windows: true (default) or false.")
+    var watchRestarts: String?
+
+    @Option(help: "Seconds before the confirming re-read (config key: settle).")
+    var settle: Int?
+
+    @Option(help: "Seconds a replica may stay recovering before catchup_unfinished is confirmed.")
+    var catchupBound: Int?
+
+    @Option(help: "Seconds one round follows a recovering replica until it matches.")
+    var watchLimit: Int?
+
+    @Option(help: "Seconds one round keeps probing an unreachable replica.")
+    var unreachableGrace: Int?
+
+    @Option(help: "Shard reads at once per collection.")
+    var readConcurrency: Int?
+
+    @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
+    var collection: [String] = []
+
+    var flags: [String: String?] {
+        [
+            "listen": listen, "audit-interval": auditInterval.map(String.init),
+            "full-interval": fullInterval.map(String.init), "full-sample": fullSample, "alertmanager": alertmanager,
+            "kafka-retention": kafkaRetention.map(String.init), "ready-lag": readyLag.map(String.init),
+            "watch-restarts": watchRestarts, "settle": settle.map(String.init),
+            "catchup-bound": catchupBound.map(String.init), "watch-limit": watchLimit.map(String.init),
+            "unreachable-grace": unreachableGrace.map(String.init),
+            "read-concurrency": readConcurrency.map(String.init),
+        ]
+    }
+
+    func validate() throws { _ = try connection.settings(flags) }
+
+    func run() async throws {
+        let (app, _) = try connection.application(flags)
+        var configuration = ServeConfiguration(application: app.configuration)
+        configuration.collections = collection
+        try await oneLineErrors("serve") {
+            let group = try buildApplication(configuration)
+            try await group.run()
+        }
     }
 }

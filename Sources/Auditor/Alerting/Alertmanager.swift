@@ -31,7 +31,9 @@ public struct AlertmanagerPusher: Sendable {
         public var labels: [String: String]
         public var annotations: [String: String]
         public var startsMs: Int64
-        public var fingerprint: String { labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+        public var fingerprint: String {
+            labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
     }
 
     /// The alerts the open confirmed findings of `summary` make.
@@ -74,7 +76,8 @@ public struct AlertmanagerPusher: Sendable {
     public static func body(firing: [Alert], resolved: [Alert], nowMs: Int64, endsMs: Int64) -> [UInt8] {
         func object(_ alert: Alert, ends: Int64) -> String {
             func map(_ m: [String: String]) -> String {
-                "{" + m.sorted { $0.key < $1.key }.map { "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))" }
+                "{"
+                    + m.sorted { $0.key < $1.key }.map { "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))" }
                     .joined(separator: ",") + "}"
             }
             return "{\"labels\":\(map(alert.labels)),\"annotations\":\(map(alert.annotations)),"
@@ -86,7 +89,8 @@ public struct AlertmanagerPusher: Sendable {
 
     /// Sends the firing alerts and ends those that were firing at the last push (`previous`); returns what
     /// is firing now (the next call's `previous`). A failed push throws; the caller tries again next time.
-    public func push(_ summary: ShadowSummary, previous: [String: Alert], nowMs: Int64) async throws -> [String: Alert] {
+    public func push(_ summary: ShadowSummary, previous: [String: Alert], nowMs: Int64) async throws -> [String: Alert]
+    {
         let firing = alerts(summary)
         let now = Dictionary(firing.map { ($0.fingerprint, $0) }, uniquingKeysWith: { a, _ in a })
         let resolved = previous.filter { now[$0.key] == nil }.map(\.value)
@@ -95,7 +99,8 @@ public struct AlertmanagerPusher: Sendable {
         let status = try await post(
             "\(url)/api/v2/alerts", Self.body(firing: firing, resolved: resolved, nowMs: nowMs, endsMs: ends))
         guard status == 200 else {
-            throw TransportError(.httpStatus(status), method: "POST /api/v2/alerts", target: url, message: "alerts refused")
+            throw TransportError(
+                .httpStatus(status), method: "POST /api/v2/alerts", target: url, message: "alerts refused")
         }
         return now
     }

@@ -87,7 +87,8 @@ public final class AuditorMetrics: Sendable {
             case .consumerLagMessages: "auditd's own lag behind the log end, in records, per pchannel."
             case .consumerLagSeconds: "auditd's own lag behind the log's newest time tick, in seconds, per pchannel."
             case .consumerStatus: "1 for auditd's lag status per pchannel (OK, WARN, STALL, STOP, REWIND)."
-            case .milvusLagMessages: "Records between Milvus's DataCoord channel checkpoint and the log end, per vchannel."
+            case .milvusLagMessages:
+                "Records between Milvus's DataCoord channel checkpoint and the log end, per vchannel."
             case .milvusLagSeconds: "Age of Milvus's DataCoord channel checkpoint behind the log's newest time tick."
             case .milvusStatus: "1 for the lag status of Milvus's channel checkpoint per vchannel."
             case .retentionHeadroom:
@@ -132,8 +133,10 @@ public final class AuditorMetrics: Sendable {
     }
 
     func observe(_ family: Family, _ values: [String], _ value: Double, buckets: [Double]) {
-        registry.makeValueHistogram(descriptor: Self.descriptor(family), labels: labels(family, values), buckets: buckets)
-            .record(value)
+        registry.makeValueHistogram(
+            descriptor: Self.descriptor(family), labels: labels(family, values), buckets: buckets
+        )
+        .record(value)
     }
 
     /// The exposition, Prometheus text format 0.0.4.
@@ -211,6 +214,8 @@ extension AuditorMetrics {
         replace(.replicaHealthy, healthy)
     }
 
+    public func kafkaReachable(_ reachable: Bool) { set(.kafkaReachable, [], reachable ? 1 : 0) }
+
     /// A finished round: counted by result, its duration observed.
     public func roundFinished(_ round: RoundOutcome) {
         count(.roundsTotal, [round.result.rawValue], by: 1)
@@ -248,7 +253,9 @@ extension AuditorMetrics {
 
     /// auditd's own lag per pchannel and Milvus's checkpoint lag per vchannel, with their states.
     public func lag(auditd: [ChannelLag], milvus: [ChannelLag]) {
-        replace(.consumerLagMessages, Dictionary(auditd.map { ([$0.pchannel], Double($0.messages)) }, uniquingKeysWith: max))
+        replace(
+            .consumerLagMessages, Dictionary(auditd.map { ([$0.pchannel], Double($0.messages)) }, uniquingKeysWith: max)
+        )
         replace(.consumerLagSeconds, Dictionary(auditd.map { ([$0.pchannel], $0.seconds) }, uniquingKeysWith: max))
         var status: [[String]: Double] = [:]
         for lag in auditd {

@@ -36,6 +36,8 @@ public struct AuditSummary: Sendable {
     public var resolved: [ReplicaFinding] = []
     /// What could not be audited (collections, replicas), with why.
     public var notAudited: [String] = []
+    /// The round as recorded.
+    public var round: RoundOutcome?
     /// 0 clean, 1 confirmed findings, 2 could not audit.
     public var exitCode: Int32 {
         if !confirmed.isEmpty { return 1 }
@@ -179,6 +181,7 @@ extension Application {
         try await store.perform { [records, coverage] in
             try $0.recordAudit(findings: records, coverage: coverage, round: outcome, nowMs: clock.nowMs())
         }
+        summary.round = outcome
         return summary
     }
 }

@@ -41,9 +41,10 @@ extension Application {
 
     /// `run`'s loop, for a caller that holds the state directory's lock.
     func ingest(
-        _ options: RunOptions, stop: StopFlag = StopFlag(), progress: ((ShadowIngester.Stats) -> Void)? = nil
+        _ options: RunOptions, stop: StopFlag = StopFlag(), store given: ShadowStore? = nil,
+        dataOffsets: DataOffsets? = nil, progress: ((ShadowIngester.Stats) -> Void)? = nil
     ) async throws -> ShadowIngester.Stats {
-        let store = try openStore(options.stateDirectory, shadow: options.shadow, create: true)
+        let store = try given ?? openStore(options.stateDirectory, shadow: options.shadow, create: true)
         let logger = configuration.logger
         let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in
             let client = MilvusClient(target: target)
@@ -60,6 +61,7 @@ extension Application {
         let ingester = ShadowIngester(
             log: try makeKafkaLog(), store: store, topicPrefix: configuration.topicPrefix, logger: configuration.logger,
             schemaSource: schemaSource, clock: clock)
+        ingester.dataOffsets = dataOffsets
         try await ingester.start()
         try await store.perform { try $0.recordKafkaOutage(sinceMs: nil) }
         var lastDiscovery = clock.instant()

@@ -28,6 +28,21 @@ public struct Settings: Sendable, Equatable {
     public var auditInterval = Duration.seconds(60)
     public var mode = AuditMode.pk
     public var readConcurrency = 4
+    // serve
+    /// HTTP listen address (HOST:PORT; port 0 picks a free one).
+    public var listenHost = "127.0.0.1"
+    public var listenPort = 9187
+    /// Full-mode rounds: how often, and over how much (nil: every row; N: a rotating 1/N of the rows).
+    public var fullInterval = Duration.seconds(6 * 3600)
+    public var fullSample: Int? = nil
+    /// Alertmanager's base URL (confirmed findings pushed to /api/v2/alerts); nil: none.
+    public var alertmanager: String? = nil
+    /// Kafka's retention of the DML topics, for the retention headroom (the broker may not say it).
+    public var kafkaRetention = Duration.seconds(168 * 3600)
+    /// `/readyz` fails while auditd's own lag exceeds this.
+    public var readyLag = Duration.seconds(60)
+    /// Whether to follow QueryNode sessions in etcd (restart windows).
+    public var watchRestarts = true
 
     public init() {}
 
@@ -35,6 +50,7 @@ public struct Settings: Sendable, Equatable {
     public static let keys: Set<String> = [
         "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
         "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root", "mode", "read-concurrency",
+        "listen", "full-interval", "full-sample", "alertmanager", "kafka-retention", "ready-lag", "watch-restarts",
     ]
 
     public static func environmentName(_ key: String) -> String {
@@ -75,6 +91,7 @@ public struct Settings: Sendable, Equatable {
         for (key, path) in [
             ("settle", \Settings.settle), ("catchup-bound", \.catchupBound), ("watch-limit", \.watchLimit),
             ("unreachable-grace", \.unreachableGrace), ("audit-interval", \.auditInterval),
+            ("full-interval", \.fullInterval), ("kafka-retention", \.kafkaRetention), ("ready-lag", \.readyLag),
         ] {
             if let v = sources.value(key) { s[keyPath: path] = .seconds(try v.seconds()) }
         }
@@ -85,6 +102,35 @@ public struct Settings: Sendable, Equatable {
         if let v = sources.value("read-concurrency") {
             guard let n = Int(v.text), n >= 1 else { throw v.invalid("is not a whole number of at least 1") }
             s.readConcurrency = n
+        }
+        if let v = sources.value("listen") {
+            guard let colon = v.text.lastIndex(of: ":"), let port = Int(v.text[v.text.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw v.invalid("is not HOST:PORT") }
+            s.listenHost = String(v.text[..<colon])
+            s.listenPort = port
+        }
+        if let v = sources.value("full-sample") {
+            if v.text == "all" {
+                s.fullSample = nil
+            } else {
+                guard let n = Int(v.text), n >= 2 else {
+                    throw v.invalid("is not 'all' or a number of slices (2 or more)")
+                }
+                s.fullSample = n
+            }
+        }
+        if let v = sources.value("alertmanager") {
+            guard v.text.hasPrefix("http://") || v.text.hasPrefix("https://") else {
+                throw v.invalid("is not an http:// or https:// URL")
+            }
+            s.alertmanager = v.text
+        }
+        if let v = sources.value("watch-restarts") {
+            guard let flag = ["true": true, "false": false, "1": true, "0": false][v.text.lowercased()] else {
+                throw v.invalid("is not true or false")
+            }
+            s.watchRestarts = flag
         }
         let environmentProperties =
             environment[environmentName("kafka-property")].map {

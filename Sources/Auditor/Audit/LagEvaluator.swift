@@ -50,33 +50,58 @@ public struct LagEvaluation: Sendable, Equatable {
     public var reason: String
 }
 
-/// The last `capacity` samples of one consumer on one channel.
+/// The last `capacity` samples of one consumer on one channel, at least `spacing` apart (the newest sample
+/// always counts). A consumer that commits only now and then — Milvus's DataNode moves its channel checkpoint
+/// when it syncs, every 10 minutes at most by default — is judged over a window longer than that period.
 public struct LagWindow: Sendable {
     public let capacity: Int
-    public private(set) var samples: [LagSample] = []
-    /// When the position or the reached timestamp last moved (Unix ms).
-    public private(set) var lastProgressMs: Int64?
+    public let spacing: Duration
+    private var kept: [LagSample] = []
+    private var newest: LagSample?
+    /// When the position or the reached timestamp moved (Unix ms), the last `capacity` times: Burrow's
+    /// commit times.
+    public private(set) var progress: [Int64] = []
+    public var lastProgressMs: Int64? { progress.last }
 
-    public init(capacity: Int = 10) { self.capacity = max(2, capacity) }
+    /// A silence shorter than this is never a STOP (a consumer that commits on a known period: Milvus's
+    /// DataNode syncs every 10 minutes when idle).
+    public let minimumSilence: Duration
+
+    public init(capacity: Int = 10, spacing: Duration = .zero, minimumSilence: Duration = .zero) {
+        self.capacity = max(2, capacity)
+        self.spacing = spacing
+        self.minimumSilence = minimumSilence
+    }
+
+    /// The window: the kept samples and the newest one.
+    public var samples: [LagSample] {
+        guard let newest, newest != kept.last else { return kept }
+        return Array((kept + [newest]).suffix(capacity))
+    }
 
     public mutating func add(_ sample: LagSample) {
-        if let last = samples.last {
-            if sample.position != last.position || sample.reachedTs != last.reachedTs { lastProgressMs = sample.atMs }
-        } else {
-            lastProgressMs = sample.atMs
+        let last = newest ?? kept.last
+        if last == nil || sample.position != last!.position || sample.reachedTs != last!.reachedTs {
+            progress.append(sample.atMs)
+            if progress.count > capacity { progress.removeFirst(progress.count - capacity) }
         }
-        samples.append(sample)
-        if samples.count > capacity { samples.removeFirst(samples.count - capacity) }
+        newest = sample
+        if let last = kept.last, sample.atMs - last.atMs < spacing.milliseconds64 { return }
+        kept.append(sample)
+        if kept.count > capacity { kept.removeFirst(kept.count - capacity) }
     }
 
     /// `headTs`: the newest time tick the log holds on the channel (for the lag in seconds).
     public func evaluate(nowMs: Int64, headTs: UInt64? = nil) -> LagEvaluation {
+        let samples = self.samples
         guard let newest = samples.last else {
             return LagEvaluation(status: .ok, lagMessages: 0, lagSeconds: 0, reason: "no sample yet")
         }
         let seconds: Double = {
             guard newest.backlog > 0, let headTs, headTs > newest.reachedTs else { return 0 }
-            return Double(HybridTimestamp.physicalMilliseconds(headTs) - HybridTimestamp.physicalMilliseconds(newest.reachedTs)) / 1000
+            return Double(
+                HybridTimestamp.physicalMilliseconds(headTs) - HybridTimestamp.physicalMilliseconds(newest.reachedTs))
+                / 1000
         }()
         func result(_ status: LagStatus, _ reason: String) -> LagEvaluation {
             LagEvaluation(status: status, lagMessages: newest.lagMessages, lagSeconds: seconds, reason: reason)
@@ -84,19 +109,22 @@ public struct LagWindow: Sendable {
         for (older, newer) in zip(samples, samples.dropFirst()) where newer.position < older.position {
             return result(.rewind, "position went back from \(older.position) to \(newer.position)")
         }
-        if newest.backlog > 0, let progress = lastProgressMs, samples.count >= 2 {
-            let span = newest.atMs - samples[0].atMs
-            if nowMs - progress > span && span > 0 {
-                return result(.stop, "no progress for \((nowMs - progress) / 1000) s with \(newest.backlog) records behind")
+        // Burrow's STOP: silent for longer than its recent progress spans.
+        if newest.backlog > 0, progress.count >= 2, let lastMove = progress.last {
+            let span = lastMove - progress[0]
+            if nowMs - lastMove > max(span, minimumSilence.milliseconds64) {
+                return result(
+                    .stop, "no progress for \((nowMs - lastMove) / 1000) s with \(newest.backlog) records behind")
             }
         }
         if samples.contains(where: { $0.backlog == 0 }) { return result(.ok, "caught up within the window") }
-        guard samples.count >= 2 else { return result(.ok, "one sample") }
+        guard samples.count == capacity else { return result(.ok, "window not full yet") }
         if samples.allSatisfy({ $0.position == samples[0].position }) {
             return result(.stall, "not moving over the window with \(newest.backlog) records behind")
         }
-        if samples.count == capacity, zip(samples, samples.dropFirst()).allSatisfy({ $1.backlog >= $0.backlog }) {
-            return result(.warn, "moving, but the backlog grew at every step (\(samples[0].backlog) → \(newest.backlog))")
+        if zip(samples, samples.dropFirst()).allSatisfy({ $1.backlog >= $0.backlog }) {
+            return result(
+                .warn, "moving, but the backlog grew at every step (\(samples[0].backlog) → \(newest.backlog))")
         }
         return result(.ok, "moving and catching up")
     }

@@ -30,7 +30,9 @@ public struct RestartTracker: Sendable {
     /// A QueryNode's session went away: every replica it served opens a record at once.
     public mutating func nodeDown(_ nodeID: Int64, atMs: Int64) -> [RestartRecord] {
         var opened: [RestartRecord] = []
-        for (key, nodes) in members.sorted(by: { ($0.key.collectionID, $0.key.replicaID) < ($1.key.collectionID, $1.key.replicaID) })
+        for (key, nodes) in members.sorted(by: {
+            ($0.key.collectionID, $0.key.replicaID) < ($1.key.collectionID, $1.key.replicaID)
+        })
         where nodes.contains(nodeID) {
             if var record = open[key] {
                 if !record.oldNodes.contains(nodeID) { record.oldNodes.append(nodeID) }

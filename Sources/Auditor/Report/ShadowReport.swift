@@ -29,6 +29,46 @@ public enum ShadowReport {
         return max(0, Double(nowMs - HybridTimestamp.physicalMilliseconds(checkpoint.tickTs)) / 1000)
     }
 
+    /// One finding as JSON (`report --json`, `/v1/findings`).
+    public static func findingJSON(_ f: ShadowSummary.Finding) -> String {
+        var o = JSONLine()
+        o.string("kind", f.kind.rawValue)
+        o.string("state", f.state.rawValue)
+        if let p = f.pchannel { o.string("pchannel", p) } else { o.null("pchannel") }
+        if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
+        if let replica = f.replicaID { o.int("replica", replica) } else { o.null("replica") }
+        if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
+        if let peer = f.peerReplicaID {
+            o.int("peer_replica", peer)
+            o.string("peer_node", f.peerNodeIDs ?? "")
+        }
+        o.raw("pks", f.pksJSON ?? "[]")
+        o.int("pk_count", f.pkCount ?? 0)
+        if !f.leaders.isEmpty {
+            o.raw(
+                "leaders",
+                "{"
+                    + f.leaders.sorted { $0.key < $1.key }.map {
+                        "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))"
+                    }.joined(separator: ",") + "}")
+        }
+        var evidence = JSONLine()
+        if let ts = f.ts { evidence.int("ts", ts) }
+        if let start = f.windowStartMs { evidence.int("window_start_ms", start) }
+        if let end = f.windowEndMs { evidence.int("window_end_ms", end) }
+        if let from = f.fromOffset { evidence.int("from_offset", from) }
+        if let to = f.toOffset { evidence.int("to_offset", to) }
+        evidence.string("detail", f.detail)
+        o.raw("evidence", evidence.result)
+        o.int("first_seen_ms", f.firstSeenMs)
+        for (key, value) in [
+            ("last_seen_ms", f.lastSeenMs), ("confirmed_ms", f.confirmedMs), ("resolved_ms", f.resolvedMs),
+        ] {
+            if let value { o.int(key, value) } else { o.null(key) }
+        }
+        return o.result
+    }
+
     public static func json(_ s: ShadowSummary, nowMs: Int64) -> String {
         let collections = s.collections.map { c -> String in
             var o = JSONLine()
@@ -63,44 +103,7 @@ public enum ShadowReport {
             o.int("epoch", p.epoch)
             return o.result
         }
-        let findings = s.findings.map { f -> String in
-            var o = JSONLine()
-            o.string("kind", f.kind.rawValue)
-            o.string("state", f.state.rawValue)
-            if let p = f.pchannel { o.string("pchannel", p) } else { o.null("pchannel") }
-            if let c = f.collectionID { o.int("collection", c) } else { o.null("collection") }
-            if let replica = f.replicaID { o.int("replica", replica) } else { o.null("replica") }
-            if let nodes = f.nodeIDs { o.string("node", nodes) } else { o.null("node") }
-            if let peer = f.peerReplicaID {
-                o.int("peer_replica", peer)
-                o.string("peer_node", f.peerNodeIDs ?? "")
-            }
-            o.raw("pks", f.pksJSON ?? "[]")
-            o.int("pk_count", f.pkCount ?? 0)
-            if !f.leaders.isEmpty {
-                o.raw(
-                    "leaders",
-                    "{"
-                        + f.leaders.sorted { $0.key < $1.key }.map {
-                            "\(JSONLine.quoted($0.key)):\(JSONLine.quoted($0.value))"
-                        }.joined(separator: ",") + "}")
-            }
-            var evidence = JSONLine()
-            if let ts = f.ts { evidence.int("ts", ts) }
-            if let start = f.windowStartMs { evidence.int("window_start_ms", start) }
-            if let end = f.windowEndMs { evidence.int("window_end_ms", end) }
-            if let from = f.fromOffset { evidence.int("from_offset", from) }
-            if let to = f.toOffset { evidence.int("to_offset", to) }
-            evidence.string("detail", f.detail)
-            o.raw("evidence", evidence.result)
-            o.int("first_seen_ms", f.firstSeenMs)
-            for (key, value) in [
-                ("last_seen_ms", f.lastSeenMs), ("confirmed_ms", f.confirmedMs), ("resolved_ms", f.resolvedMs),
-            ] {
-                if let value { o.int(key, value) } else { o.null(key) }
-            }
-            return o.result
-        }
+        let findings = s.findings.map(findingJSON)
         let coverage = s.coverage.map { c -> String in
             var o = JSONLine()
             o.int("collection", c.collectionID)

@@ -3,6 +3,7 @@ import AuditorKafka
 import AuditorMilvus
 import Foundation
 import Logging
+import Synchronization
 
 /// Follows every pchannel and keeps the shadow in step: records are buffered per pchannel and applied in
 /// (timestamp, offset) order once a time tick at or after their timestamp arrived on that pchannel, as
@@ -21,6 +22,7 @@ public final class ShadowIngester {
         /// Time spent waiting for commits (they overlap with the next poll).
         public var commitSeconds = 0.0
         public var pollSeconds = 0.0
+        public init() {}
     }
 
     struct Channel {
@@ -50,6 +52,8 @@ public final class ShadowIngester {
     private var inflight: Task<Void, any Error>?
     private var channels: [String: Channel] = [:]
     public private(set) var stats = Stats()
+    /// Where the offsets of records that are not time ticks are noted (lag states judge backlogs on them).
+    public var dataOffsets: DataOffsets?
 
     public init(
         log: any KafkaLog, store: ShadowStore, topicPrefix: String, logger: Logger,
@@ -292,6 +296,7 @@ public final class ShadowIngester {
             channel.raw[offset] = record.value
             fallthrough
         default:
+            dataOffsets?.note(topic: record.topic, offset: offset)
             channel.buffered.append(message)
             channel.bufferedOffsets.insert(offset)
             return nil
@@ -345,5 +350,37 @@ public final class ShadowIngester {
         return ShadowBatch(
             pchannel: tick.pchannel, messages: messages, checkpoint: checkpoint, quarantine: quarantine,
             findings: findings)
+    }
+}
+
+/// The offsets of the most recent records that are not time ticks, per pchannel: how many of the records
+/// behind a consumer carry data (Burrow's idle-topic fix — a backlog of time ticks only is no backlog).
+/// Written by the ingester, read by the lag evaluation from another task.
+public final class DataOffsets: Sendable {
+    private let state = Mutex<[String: [Int64]]>([:])
+    public let capacity: Int
+
+    public init(capacity: Int = 65_536) { self.capacity = capacity }
+
+    public func note(topic: String, offset: Int64) {
+        state.withLock { offsets in
+            var list = offsets[topic] ?? []
+            if let last = list.last, offset <= last { return }
+            list.append(offset)
+            if list.count > capacity { list.removeFirst(list.count - capacity) }
+            offsets[topic] = list
+        }
+    }
+
+    /// Data records at or after `offset` and before `end`; nil when the window noted does not reach back to
+    /// `offset` (more data behind than kept: count every record then).
+    public func count(topic: String, from offset: Int64, to end: Int64, consumedUpTo consumed: Int64) -> Int64? {
+        state.withLock { offsets in
+            let list = offsets[topic] ?? []
+            if list.count >= capacity, let first = list.first, first > offset { return nil }
+            // Only what the ingester has read is known: offsets beyond `consumed` are counted as data.
+            let known = list.filter { $0 >= offset && $0 < min(end, consumed) }.count
+            return Int64(known) + max(0, end - max(offset, consumed))
+        }
     }
 }

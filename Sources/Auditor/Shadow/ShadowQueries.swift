@@ -104,6 +104,14 @@ extension ShadowStore {
         return state
     }
 
+    /// Collections not dropped: id and name (cheap: no row counts).
+    public func liveCollections() throws -> [(id: Int64, name: String)] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT collection_id, name FROM collections WHERE state = 'live' ORDER BY id")
+                .map { ($0["collection_id"], $0["name"]) }
+        }
+    }
+
     public func collectionIDs() throws -> [Int64] {
         try writer.read { db in try Int64.fetchAll(db, sql: "SELECT collection_id FROM collections ORDER BY id") }
     }
@@ -168,7 +176,8 @@ extension ShadowStore {
             return ShadowSummary(
                 collections: collections, pchannels: checkpoints.values.sorted { $0.pchannel < $1.pchannel },
                 findings: findings, quarantined: quarantined, kafkaUnreachableSinceMs: outage.flatMap { Int64($0) },
-                coverage: coverage, latestRound: latest, restarts: try Self.restarts(db, limit: 100), auditStatus: status)
+                coverage: coverage, latestRound: latest, restarts: try Self.restarts(db, limit: 100),
+                auditStatus: status)
         }
     }
 }
@@ -401,10 +410,13 @@ extension ShadowStore {
         try writer.read { db in
             guard let (coll, _) = try local(db, collectionID) else { return 0 }
             let t = Int64(bitPattern: timestamp)
-            let live = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]) ?? 0
-            let deletedAfter = try Int64.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
-                arguments: [coll, t, t]) ?? 0
+            let live =
+                try Int64.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]) ?? 0
+            let deletedAfter =
+                try Int64.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
+                    arguments: [coll, t, t]) ?? 0
             return live + deletedAfter
         }
     }

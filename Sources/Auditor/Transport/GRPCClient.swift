@@ -99,21 +99,29 @@ public final class CurlTransport: GRPCTransport {
     public func unary(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
         async throws -> [UInt8]
     {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(
-                    with: Result {
-                        try Self.perform(
-                            target: target, method: method, payload: payload, timeout: timeout, metadata: metadata)
-                    })
+        // A cancelled task (a service shutting down) aborts the transfer within about a second.
+        let cancelled = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async {
+                    continuation.resume(
+                        with: Result {
+                            try Self.perform(
+                                target: target, method: method, payload: payload, timeout: timeout,
+                                metadata: metadata, cancelled: cancelled)
+                        })
+                }
             }
+        } onCancel: {
+            cancelled.set()
         }
     }
 
     /// Blocking: one HTTP/2 POST, the gRPC framing, grpc-status from the trailers.
-    static func perform(target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String])
-        throws -> [UInt8]
-    {
+    static func perform(
+        target: String, method: String, payload: [UInt8], timeout: Duration, metadata: [String: String],
+        cancelled: CancelFlag = CancelFlag()
+    ) throws -> [UInt8] {
         guard let easy = CurlEasy() else {
             throw TransportError(.unavailable, method: method, target: target, message: "curl_easy_init failed")
         }
@@ -129,9 +137,12 @@ public final class CurlTransport: GRPCTransport {
         ]
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { headerLines.append("\(key): \(value)") }
         let url = "http://\(target)/\(method.hasPrefix("/") ? String(method.dropFirst()) : method)"
-        let (code, exchange) = easy.post(
+        let exchange = CurlEasy.Exchange()
+        exchange.stopped = { cancelled.isSet }
+        let (code, _) = easy.post(
             url: url, body: framed, headers: headerLines, http2: true, timeoutMs: ms + 1000,
-            connectTimeoutMs: min(ms, 3000))
+            connectTimeoutMs: min(ms, 3000), exchange: exchange)
+        if code == CURLE_ABORTED_BY_CALLBACK { throw CancellationError() }
         guard code == CURLE_OK else {
             throw TransportError(
                 code == CURLE_OPERATION_TIMEDOUT ? .deadlineExceeded : .unavailable, method: method, target: target,
@@ -196,20 +207,22 @@ final class CurlEasy {
 
     /// Blocking: one POST. HTTP/2 with prior knowledge (gRPC) or HTTP/1.1.
     func post(
-        url: String, body payload: [UInt8], headers: [String], http2: Bool, timeoutMs: Int, connectTimeoutMs: Int,
+        url: String, body payload: [UInt8]?, headers: [String], http2: Bool, timeoutMs: Int, connectTimeoutMs: Int,
         exchange: Exchange = Exchange()
     ) -> (CURLcode, Exchange) {
         let code: CURLcode = with(headers: headers) { handle, headerList in
             url.withCString { urlPointer in
-                payload.withUnsafeBytes { body in
+                (payload ?? []).withUnsafeBytes { body in
                     _ = auditd_curl_setopt_pointer(handle, CURLOPT_URL, urlPointer)
                     if http2 {
                         _ = auditd_curl_setopt_long(
                             handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE))
                     }
-                    _ = auditd_curl_setopt_long(handle, CURLOPT_POST, 1)
-                    _ = auditd_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress)
-                    _ = auditd_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    if payload != nil {  // nil: a GET
+                        _ = auditd_curl_setopt_long(handle, CURLOPT_POST, 1)
+                        _ = auditd_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress)
+                        _ = auditd_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                    }
                     _ = auditd_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList)
                     _ = auditd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
                     _ = auditd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMs)
@@ -275,16 +288,26 @@ public final class HTTPClient: Sendable {
         _ = CurlTransport.globalInitOnce
     }
 
+    /// GETs `url`; returns the status code and the body. Transport failures throw.
+    public func get(_ url: String, timeout: Duration = .seconds(5)) async throws -> (Int, [UInt8]) {
+        try await request(url, body: nil, timeout: timeout)
+    }
+
     /// POSTs `body` to `url`; returns the status code and the body. Transport failures throw.
     public func post(_ url: String, json body: [UInt8], timeout: Duration = .seconds(5)) async throws -> (Int, [UInt8])
     {
+        try await request(url, body: body, timeout: timeout)
+    }
+
+    func request(_ url: String, body: [UInt8]?, timeout: Duration) async throws -> (Int, [UInt8]) {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(
                     with: Result {
                         guard let easy = CurlEasy() else {
                             throw TransportError(
-                                .unavailable, method: "POST", target: url, message: "curl_easy_init failed")
+                                .unavailable, method: body == nil ? "GET" : "POST", target: url,
+                                message: "curl_easy_init failed")
                         }
                         let ms = max(1, Int(timeout.milliseconds))
                         let (code, exchange) = easy.post(
@@ -292,8 +315,9 @@ public final class HTTPClient: Sendable {
                             http2: false, timeoutMs: ms, connectTimeoutMs: min(ms, 3000))
                         guard code == CURLE_OK else {
                             throw TransportError(
-                                code == CURLE_OPERATION_TIMEDOUT ? .deadlineExceeded : .unavailable, method: "POST",
-                                target: url, message: String(cString: curl_easy_strerror(code)))
+                                code == CURLE_OPERATION_TIMEDOUT ? .deadlineExceeded : .unavailable,
+                                method: body == nil ? "GET" : "POST", target: url,
+                                message: String(cString: curl_easy_strerror(code)))
                         }
                         var status = 0
                         easy.statusCode(&status)
