@@ -220,7 +220,8 @@ final class WatchLines: @unchecked Sendable {
             pending.removeSubrange(...newline)
             if !line.isEmpty { lines.append(line) }
         }
-        if pending.count > 16 << 20 { pending.removeAll() }  // a line that never ends: drop it, never grow without bound
+        // A line that never ends: dropped, never grown without bound.
+        if pending.count > 16 << 20 { pending.removeAll() }
         return lines
     }
 }
