@@ -236,14 +236,19 @@ struct ServeTests {
         let lost = rows[rows.count / 3]
         // replica 2 loses a row; after its node restarts it answers short for a while, then every row
         let restarted = Mutex(false)
+        let answersSinceRestart = Mutex(0)
         let healthy = FakeReplicaSource.Script(view: { _ in view }, rows: { _ in rows })
         let lossy = FakeReplicaSource.Script(
             view: { _ in view },
             rows: { n in
                 // after the restart it reloads: short at first, then every row (the reload brought the lost one back)
                 guard restarted.withLock({ $0 }) else { return rows.filter { $0 != lost } }
-                return n % 4 != 3 ? Array(rows.dropLast(5)) : rows
-            })
+                let since = answersSinceRestart.withLock { count -> Int in
+                    count += 1
+                    return count
+                }
+                return since <= 3 ? Array(rows.dropLast(5)) : rows
+            }, node: { restarted.withLock { $0 } ? 21 : 20 })
         let source = FakeReplicaSource([1: healthy, 2: lossy], vchannel: synthetic.shard(0))
         let sessions = ScriptedSessions()
         let port = PortBox()
@@ -275,14 +280,16 @@ struct ServeTests {
         #expect(try await get(p, "/nowhere").0 == 404)
         #expect(try await get(p, "/healthz").0 == 200)  // still serving after bad requests
         // replica 2's node restarts: a window opens at once and closes when it answers every row again
-        restarted.withLock { $0 = true }
         sessions.send(.down(nodeID: 20))
+        try await Task.sleep(for: .milliseconds(300))  // the new node registers after the old session is gone
+        restarted.withLock { $0 = true }
+        sessions.send(.up(nodeID: 21, address: "10.0.0.2:21123"))
         try await eventually("a restart window") { try await get(p, "/v1/restarts").1.contains("\"replica\":2") }
         try await eventually("the window closed") {
             try await get(p, "/v1/restarts").1.contains("\"state\":\"caught_up\"")
         }
         let restarts = try await get(p, "/v1/restarts").1
-        #expect(restarts.contains("\"old_nodes\":[20]") && restarts.contains("\"rows_short_max\":"))
+        #expect(restarts.contains("\"old_nodes\":[20],\"new_nodes\":[21]") && restarts.contains("\"rows_short_max\":5"))
         let afterRestart = try await get(p, "/metrics").1
         #expect(
             afterRestart.contains("auditd_restarts_total{collection=\"synth\",replica=\"2\"} 1"),

@@ -75,8 +75,14 @@ struct RestartWatchService: Service {
         while !Task.isCancelled {
             let now = context.clock.nowMs()
             let pending = events.drain()
-            // Membership as of now before any event is applied (a node going away must be found in it).
-            if lastMembership.map({ now - $0 > 30_000 }) ?? true || !pending.isEmpty {
+            // Membership every 30 s (every second until there is one): a node going away is looked up in the
+            // membership from before it went (a listing after it may already show its replacement); a node
+            // not known yet asks for a fresh listing first.
+            let unknownDown = pending.contains {
+                if case .down(let node) = $0.0 { !tracker.members.values.contains { $0.contains(node) } } else { false }
+            }
+            let interval: Int64 = tracker.members.isEmpty ? 1000 : 30_000
+            if lastMembership.map({ now - $0 > interval }) ?? true || unknownDown {
                 if let members = await membership(&schemas) { tracker.membership(members) }
                 lastMembership = now
             }
@@ -131,6 +137,23 @@ struct RestartWatchService: Service {
                 })
             else { continue }
             let replicas = (try? await context.source.replicas(collectionID: collectionID)) ?? []
+            // Leader views of every replica (a replica lacking sealed segments the other serves is still
+            // loading): caught up needs a complete view *and* the log's exact count at T.
+            var probes: [ReplicaProbe] = []
+            for replica in replicas {
+                var views: [String: Result<LeaderView?, ProbeError>] = [:]
+                for shard in replica.shards {
+                    do {
+                        views[shard.vchannel] = .success(
+                            try await context.source.leaderView(
+                                shard: shard, collectionID: collectionID, timeout: .seconds(2)))
+                    } catch {
+                        views[shard.vchannel] = .failure(ProbeError("\(error)"))
+                    }
+                }
+                probes.append(ReplicaProbe(replica: replica, views: views))
+            }
+            let health = ReplicaHealth.classify(probes, vchannels: schema.virtualChannels)
             var seen: Set<Int64> = []
             for replica in replicas {
                 let key = RestartTracker.Key(collectionID: collectionID, replicaID: replica.id)
@@ -142,7 +165,7 @@ struct RestartWatchService: Service {
                 let wasOpen = tracker.open[key] != nil
                 if let record = tracker.observe(
                     key, nodes: nodes, answered: count != nil, short: max(0, expected - (count ?? 0)),
-                    caughtUp: count == expected, atMs: at)
+                    caughtUp: count == expected && health[replica.id]?.isServing == true, atMs: at)
                 {
                     await persist(record, opened: !wasOpen, &schemas)
                 }

@@ -16,6 +16,8 @@ public struct RestartTracker: Sendable {
     /// Replica membership as last seen: which nodes serve each replica.
     public private(set) var members: [Key: Set<Int64>] = [:]
     public private(set) var open: [Key: RestartRecord] = [:]
+    /// Per open record, the nodes that went away.
+    private var gone: [Key: Set<Int64>] = [:]
     /// Nodes that registered since the last probe showed where they serve.
     public private(set) var arrived: [Int64: Int64] = [:]
     public var catchupBound: Duration
@@ -34,6 +36,7 @@ public struct RestartTracker: Sendable {
             ($0.key.collectionID, $0.key.replicaID) < ($1.key.collectionID, $1.key.replicaID)
         })
         where nodes.contains(nodeID) {
+            gone[key, default: []].insert(nodeID)
             if var record = open[key] {
                 if !record.oldNodes.contains(nodeID) { record.oldNodes.append(nodeID) }
                 open[key] = record
@@ -59,6 +62,8 @@ public struct RestartTracker: Sendable {
     /// One probe of one replica. `nodes`: its nodes now; `answered`: a count at T came back; `short`: rows
     /// fewer than the log's at T (when answered); `caughtUp`: holds every version the log has at T.
     /// Returns the record when it changed (opened, served again, caught up, turned unfinished).
+    /// A replica still served by a node that went away (a node stopping gracefully answers until it exits)
+    /// is not serving *again*: only answers from the nodes that replaced it count.
     public mutating func observe(
         _ key: Key, nodes: Set<Int64>, answered: Bool, short: Int64, caughtUp: Bool, atMs: Int64
     ) -> RestartRecord? {
@@ -77,6 +82,9 @@ public struct RestartTracker: Sendable {
             return nil
         }
         for node in nodes where arrived[node] != nil { arrived[node] = nil }
+        let stillOld = !nodes.isDisjoint(with: gone[key] ?? [])
+        let answered = answered && !stillOld
+        let caughtUp = caughtUp && !stillOld
         let newNodes = nodes.subtracting(record.oldNodes).sorted()
         if !newNodes.isEmpty && newNodes != record.newNodes {
             record.newNodes = newNodes
@@ -96,6 +104,7 @@ public struct RestartTracker: Sendable {
                 record.caughtUpMs = atMs
                 record.state = .caughtUp
                 open[key] = nil
+                gone[key] = nil
                 return record
             }
         }

@@ -13,15 +13,19 @@ public final class FakeReplicaSource: ReplicaSource {
         public var rows: @Sendable (Int) throws -> [ReplicaRow]
         /// `count(*)` if it is not simply the number of rows served (duplicates are counted by Milvus).
         public var count: (@Sendable () -> Int64)? = nil
+        /// The node serving the replica now, if not N×10 (a restarted node registers under a new id; it must
+        /// stay within N×10 ..< N×10+10).
+        public var node: (@Sendable () -> Int64)? = nil
 
         public init(
             view: @escaping @Sendable (Int) throws -> LeaderView?,
             rows: @escaping @Sendable (Int) throws -> [ReplicaRow],
-            count: (@Sendable () -> Int64)? = nil
+            count: (@Sendable () -> Int64)? = nil, node: (@Sendable () -> Int64)? = nil
         ) {
             self.view = view
             self.rows = rows
             self.count = count
+            self.node = node
         }
     }
     public let vchannel: String
@@ -51,11 +55,11 @@ public final class FakeReplicaSource: ReplicaSource {
     public func replicas(collectionID: Int64) async throws -> [ReplicaInfo] {
         if let listError { throw listError }
         return scripts.keys.sorted().map { id in
-            ReplicaInfo(
-                id: id, collectionID: collectionID, nodeIDs: [id * 10],
+            let node = scripts[id]?.node?() ?? id * 10
+            return ReplicaInfo(
+                id: id, collectionID: collectionID, nodeIDs: [node],
                 shards: [
-                    .init(
-                        vchannel: vchannel, leaderID: id * 10, leaderAddress: "10.0.0.\(id):21123", nodeIDs: [id * 10])
+                    .init(vchannel: vchannel, leaderID: node, leaderAddress: "10.0.0.\(id):21123", nodeIDs: [node])
                 ])
         }
     }
