@@ -23,6 +23,7 @@ public final class AuditorMetrics: Sendable {
         case replicaHealthy = "auditd_replica_healthy"
         case roundsTotal = "auditd_audit_rounds_total"
         case roundDuration = "auditd_audit_round_duration_seconds"
+        case auditInterval = "auditd_audit_interval_seconds"
         case lastRound = "auditd_audit_last_round_timestamp_seconds"
         case lastCompleteRound = "auditd_audit_last_complete_round_timestamp_seconds"
         case lastSweep = "auditd_audit_last_complete_sweep_timestamp_seconds"
@@ -52,7 +53,7 @@ public final class AuditorMetrics: Sendable {
             case .replicaHealthy, .restartsTotal, .restartOpen, .restartBehind: ["collection", "replica"]
             case .roundsTotal: ["result"]
             case .roundDuration, .lastRound, .lastCompleteRound, .ingestRecords, .undecodable, .quarantined,
-                .kafkaReachable:
+                .kafkaReachable, .auditInterval:
                 []
             case .lastSweep, .rowsCompared, .notAudited: ["collection"]
             case .ingestRows: ["op"]
@@ -74,6 +75,7 @@ public final class AuditorMetrics: Sendable {
             case .replicaHealthy: "1 when the replica was audited clean in the latest round, else 0."
             case .roundsTotal: "Audit rounds by result (clean, findings, incomplete, failed)."
             case .roundDuration: "Duration of audit rounds."
+            case .auditInterval: "Seconds between audit rounds (--audit-interval)."
             case .lastRound: "Unix time the latest audit round finished."
             case .lastCompleteRound: "Unix time the latest round that audited every collection finished."
             case .lastSweep: "Unix time of the last complete sweep of each collection."
@@ -100,8 +102,16 @@ public final class AuditorMetrics: Sendable {
         }
     }
 
-    public init(version: String) {
+    public init(version: String, auditInterval: Duration = .seconds(60)) {
         set(.buildInfo, [version], 1)
+        set(.auditInterval, [], Double(auditInterval.components.seconds))
+        set(.lastCompleteRound, [], 0)
+        set(.kafkaReachable, [], 1)
+        registry.makeCounter(descriptor: Self.descriptor(.undecodable), labels: []).increment(by: Int64(0))
+        for result in ["clean", "findings", "incomplete", "failed"] {
+            registry.makeCounter(descriptor: Self.descriptor(.roundsTotal), labels: labels(.roundsTotal, [result]))
+                .increment(by: Int64(0))
+        }
     }
 
     func labels(_ family: Family, _ values: [String]) -> [(String, String)] {

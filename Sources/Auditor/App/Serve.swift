@@ -74,7 +74,7 @@ final class ServeContext: Sendable {
         logger = configuration.application.logger
         lock = try StateLock(directory: configuration.settings.stateDirectory, command: "serve")
         store = try app.openStore(configuration.settings.stateDirectory, create: true)
-        metrics = AuditorMetrics(version: AuditorVersion.current)
+        metrics = AuditorMetrics(version: AuditorVersion.current, auditInterval: configuration.settings.auditInterval)
         let now = app.clock.nowMs()
         status.withLock {
             $0.startedMs = now

@@ -110,7 +110,11 @@ struct RestartWatchService: Service {
 
     /// Every replica of every live collection with its nodes (nil when Milvus cannot be asked).
     func membership(_ schemas: inout [Int64: CollectionSchemaInfo]) async -> [RestartTracker.Key: Set<Int64>]? {
-        guard let collections = try? await context.store.perform({ try $0.liveCollections() }) else { return nil }
+        guard var collections = try? await context.store.perform({ try $0.liveCollections() }) else { return nil }
+        let wanted = Set(context.configuration.collections)
+        if !wanted.isEmpty {
+            collections = collections.filter { wanted.contains($0.name) || wanted.contains(String($0.id)) }
+        }
         var members: [RestartTracker.Key: Set<Int64>] = [:]
         for collection in collections {
             guard let replicas = try? await context.source.replicas(collectionID: collection.id) else { continue }
@@ -122,7 +126,8 @@ struct RestartWatchService: Service {
     }
 
     /// One probe of every replica with an open window or a newly registered node: a count at the shadow's
-    /// cut T against the live versions the log has at T.
+    /// cut T against the live versions the log has at T. Caught up: exactly the log's count, as the audit's
+    /// recovery watch judges a recovering replica (a replica loading with a wrong delta log answers more).
     func probe(_ tracker: inout RestartTracker, _ schemas: inout [Int64: CollectionSchemaInfo]) async {
         let collections = Set(tracker.open.keys.map(\.collectionID)).union(
             tracker.arrived.isEmpty ? [] : Set(tracker.members.keys.map(\.collectionID)))
@@ -137,23 +142,6 @@ struct RestartWatchService: Service {
                 })
             else { continue }
             let replicas = (try? await context.source.replicas(collectionID: collectionID)) ?? []
-            // Leader views of every replica (a replica lacking sealed segments the other serves is still
-            // loading): caught up needs a complete view *and* the log's exact count at T.
-            var probes: [ReplicaProbe] = []
-            for replica in replicas {
-                var views: [String: Result<LeaderView?, ProbeError>] = [:]
-                for shard in replica.shards {
-                    do {
-                        views[shard.vchannel] = .success(
-                            try await context.source.leaderView(
-                                shard: shard, collectionID: collectionID, timeout: .seconds(2)))
-                    } catch {
-                        views[shard.vchannel] = .failure(ProbeError("\(error)"))
-                    }
-                }
-                probes.append(ReplicaProbe(replica: replica, views: views))
-            }
-            let health = ReplicaHealth.classify(probes, vchannels: schema.virtualChannels)
             var seen: Set<Int64> = []
             for replica in replicas {
                 let key = RestartTracker.Key(collectionID: collectionID, replicaID: replica.id)
@@ -165,7 +153,7 @@ struct RestartWatchService: Service {
                 let wasOpen = tracker.open[key] != nil
                 if let record = tracker.observe(
                     key, nodes: nodes, answered: count != nil, short: max(0, expected - (count ?? 0)),
-                    caughtUp: count == expected && health[replica.id]?.isServing == true, atMs: at)
+                    caughtUp: count == expected, atMs: at)
                 {
                     await persist(record, opened: !wasOpen, &schemas)
                 }
