@@ -73,6 +73,11 @@ struct SettingsTests {
             (["settle": "-1"], [:], "--settle: '-1' is not a number of seconds"),
             (["mode": "fast"], [:], "--mode: 'fast' is not one of pk, full, sample"),
             (["read-concurrency": "0"], [:], "--read-concurrency: '0' is not a whole number of at least 1"),
+            (["listen": "9187"], [:], "--listen: '9187' is not HOST:PORT"),
+            ([:], ["AUDITD_FULL_SAMPLE": "1"], "AUDITD_FULL_SAMPLE: '1' is not 'all' or a number of slices (2 or more)"),
+            (["alertmanager": "am:9093"], [:], "--alertmanager: 'am:9093' is not an http:// or https:// URL"),
+            ([:], ["AUDITD_WATCH_RESTARTS": "maybe"], "AUDITD_WATCH_RESTARTS: 'maybe' is not true or false"),
+            (["kafka-retention": "a week"], [:], "--kafka-retention: 'a week' is not a number of seconds"),
         ] as [([String: String?], [String: String], String)])
     func aBadValueIsOneLineNamingWhereItCameFrom(
         flags: [String: String?], environment: [String: String], message: String
@@ -101,6 +106,20 @@ struct SettingsTests {
         } catch {
             #expect("\(error)".hasPrefix("f.yaml:2: unknown key 'brokerz'"))
         }
+    }
+
+    @Test func theSidecarsSettings() throws {
+        let defaults = try Settings.resolve()
+        #expect(defaults.listenHost == "127.0.0.1" && defaults.listenPort == 9187 && defaults.alertmanager == nil)
+        #expect(defaults.fullInterval == .seconds(21600) && defaults.fullSample == nil && defaults.watchRestarts)
+        let s = try Settings.resolve(
+            environment: [
+                "AUDITD_LISTEN": "0.0.0.0:0", "AUDITD_FULL_SAMPLE": "8", "AUDITD_ALERTMANAGER": "http://am:9093",
+                "AUDITD_KAFKA_RETENTION": "3600", "AUDITD_WATCH_RESTARTS": "false", "AUDITD_READY_LAG": "5",
+            ])
+        #expect(s.listenHost == "0.0.0.0" && s.listenPort == 0 && s.fullSample == 8)
+        #expect(s.alertmanager == "http://am:9093" && s.kafkaRetention == .seconds(3600) && !s.watchRestarts)
+        #expect(s.readyLag == .seconds(5))
     }
 
     @Test func thePolicyCarriesTheAuditSettings() throws {
