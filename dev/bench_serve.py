@@ -1,0 +1,199 @@
+"""The sidecar's budgets (docs/benchmarks.md), measured on the local cluster with a release build:
+
+  idle CPU of `auditd serve` (between rounds), its RSS with ROWS live rows (idle after a round, and the peak of a
+  round), a /metrics scrape, ingest throughput while rounds run against without, and how soon a QueryNode
+  restart is recorded after its session changes in etcd.
+
+  dev/cluster exec python dev/bench_serve.py --auditd .build/release/auditd --rows 1000000
+
+The collection (2 shards, 2 replicas, varchar pk, 8-d vectors) is made once and kept (--keep) for re-runs.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+from pymilvus import connections, utility
+
+import bench_audit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def get(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def metric(text, name):
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return total if seen else None
+
+
+def proc(pid):
+    """(cpu seconds, RSS MB, peak RSS MB) of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = hwm = 0.0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, rss, hwm
+
+
+class Serve:
+    def __init__(self, binary, port, *extra):
+        self.state = tempfile.mkdtemp(prefix="bench-serve-")
+        self.port = port
+        self.log = open(os.path.join(self.state, "..", os.path.basename(self.state) + ".log"), "w")
+        self.started = time.time()
+        self.process = subprocess.Popen([binary, "serve", "--state", self.state, "--milvus", "127.0.0.1:19530",
+                                         "--listen", "127.0.0.1:%d" % port, "--log-level", "notice", *extra],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait(lambda: self.metrics() is not None, 60)
+
+    def metrics(self):
+        try:
+            return get("http://127.0.0.1:%d/metrics" % self.port, timeout=5)
+        except OSError:
+            return None
+
+    def wait(self, predicate, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise SystemExit("timed out")
+
+    def caught_up(self, records_at_least):
+        text = self.metrics() or ""
+        lag = metric(text, "auditd_consumer_lag_messages")
+        records = metric(text, "auditd_ingest_records_total") or 0
+        return lag == 0 and records >= records_at_least
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def ingest_time(binary, port, records, *extra):
+    """Seconds from start until auditd caught up with `records` records, and the rounds run meanwhile."""
+    serve = Serve(binary, port, *extra)
+    serve.wait(lambda: serve.caught_up(records), 600)
+    seconds = time.time() - serve.started
+    rounds = metric(serve.metrics(), "auditd_audit_rounds_total") or 0
+    serve.stop()
+    return seconds, rounds
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--auditd", default=".build/release/auditd")
+    p.add_argument("--rows", type=int, default=1000000)
+    p.add_argument("--name", default="bench_serve")
+    p.add_argument("--keep", action="store_true", help="reuse the collection if it exists")
+    args = p.parse_args()
+    connections.connect(uri="http://127.0.0.1:19530")
+    if not (args.keep and utility.has_collection(args.name)):
+        t = time.time()
+        bench_audit.make(args.name, args.rows, 8, 10000).flush()
+        print("collection %s: %d rows in %.1f s" % (args.name, args.rows, time.time() - t), flush=True)
+    port = 9290
+    results = {"rows": args.rows}
+
+    # 1. a round's peak memory, the idle RSS after it, idle CPU, scrape time
+    serve = Serve(args.auditd, port, "--audit-interval", "3600", "--collection", args.name)
+    serve.wait(lambda: (metric(serve.metrics(), "auditd_audit_rounds_total") or 0) >= 1, 900)
+    cpu0, rss, hwm = proc(serve.process.pid)
+    results["first_round_done_s"] = round(time.time() - serve.started, 1)
+    results["round_seconds"] = round(metric(serve.metrics(), "auditd_audit_round_duration_seconds_sum"), 2)
+    results["rss_peak_mb"] = round(hwm, 1)
+    time.sleep(5)
+    cpu0, rss, _ = proc(serve.process.pid)
+    t0 = time.time()
+    time.sleep(60)
+    cpu1, rss_idle, _ = proc(serve.process.pid)
+    results["idle_cpu_percent_of_a_core"] = round(100 * (cpu1 - cpu0) / (time.time() - t0), 2)
+    results["rss_idle_mb"] = round(rss_idle, 1)
+    samples = []
+    for _ in range(300):
+        t = time.perf_counter()
+        get("http://127.0.0.1:%d/metrics" % port)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    results["scrape_ms_p50"] = round(statistics.median(samples), 2)
+    results["scrape_ms_p99"] = round(samples[int(len(samples) * 0.99) - 1], 2)
+    results["scrape_bytes"] = len(get("http://127.0.0.1:%d/metrics" % port))
+
+    # 2. restart detection: an independent etcd watch against auditd's record of the same session change
+    watch = subprocess.Popen(["etcdctl", "--endpoints", "127.0.0.1:2379", "watch", "--prefix",
+                              "by-dev/meta/session/querynode-"], stdout=subprocess.PIPE, text=True)
+    seen = []
+
+    def read():
+        for line in watch.stdout:
+            if line.strip() in ("PUT", "DELETE"):
+                seen.append((line.strip(), time.time()))
+    threading.Thread(target=read, daemon=True).start()
+    time.sleep(1)
+    subprocess.run([os.path.join(ROOT, "dev", "cluster"), "restart", "querynode2"], check=True,
+                   capture_output=True)
+    restarts = serve.wait(lambda: [r for r in json.loads(get("http://127.0.0.1:%d/v1/restarts" % port))["restarts"]
+                                   if r["caught_up"]], 300)
+    watch.terminate()
+    first_event = min(t for kind, t in seen)
+    record = min(restarts, key=lambda r: r["down_ms"])
+    results["restart_detected_after_session_change_ms"] = round(record["down_ms"] - first_event * 1000, 1)
+    results["restart_window"] = {k: record[k] for k in ("old_nodes", "new_nodes", "serving_behind_seconds",
+                                                        "rows_short_max", "state")}
+    serve.stop()
+
+    # 3. ingest throughput from scratch with rounds running all along, against rounds that audit nothing
+    records = metric(get_metrics_once(args.auditd, port), "auditd_ingest_records_total")
+    without, _ = ingest_time(args.auditd, port, records, "--audit-interval", "1", "--collection", "none_such")
+    with_rounds, rounds = ingest_time(args.auditd, port, records, "--audit-interval", "1", "--collection", args.name)
+    results["ingest_records"] = int(records)
+    results["ingest_seconds_without_rounds"] = round(without, 1)
+    results["ingest_seconds_with_rounds"] = round(with_rounds, 1)
+    results["rounds_during_ingest"] = int(rounds)
+    results["ingest_ratio_with_over_without"] = round(without / with_rounds, 3)
+    print(json.dumps(results, indent=2))
+
+
+def get_metrics_once(binary, port):
+    """The records in the log: a serve that audits nothing, until caught up (lag 0 twice, 2 s apart)."""
+    serve = Serve(binary, port, "--audit-interval", "3600", "--collection", "none_such")
+    last = None
+    while True:
+        text = serve.metrics()
+        lag = metric(text, "auditd_consumer_lag_messages")
+        records = metric(text, "auditd_ingest_records_total")
+        if lag == 0 and records and records == last:
+            break
+        last = records
+        time.sleep(2)
+    serve.stop()
+    return text
+
+
+if __name__ == "__main__":
+    main()
