@@ -74,7 +74,10 @@ struct SettingsTests {
             (["mode": "fast"], [:], "--mode: 'fast' is not one of pk, full, sample"),
             (["read-concurrency": "0"], [:], "--read-concurrency: '0' is not a whole number of at least 1"),
             (["listen": "9187"], [:], "--listen: '9187' is not HOST:PORT"),
-            ([:], ["AUDITD_FULL_SAMPLE": "1"], "AUDITD_FULL_SAMPLE: '1' is not 'all' or a number of slices (2 or more)"),
+            (
+                [:], ["AUDITD_FULL_SAMPLE": "1"],
+                "AUDITD_FULL_SAMPLE: '1' is not 'all' or a number of slices (2 or more)"
+            ),
             (["alertmanager": "am:9093"], [:], "--alertmanager: 'am:9093' is not an http:// or https:// URL"),
             ([:], ["AUDITD_WATCH_RESTARTS": "maybe"], "AUDITD_WATCH_RESTARTS: 'maybe' is not true or false"),
             (["kafka-retention": "a week"], [:], "--kafka-retention: 'a week' is not a number of seconds"),

@@ -7,14 +7,15 @@ import AuditorReport
 import AuditorShadow
 import Foundation
 
+import Logging
+import ServiceLifecycle
+import Synchronization
+
 #if canImport(Glibc)
     /// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module).
     @_silgen_name("malloc_trim")
     private func glibcMallocTrim(_ pad: Int) -> Int32
 #endif
-import Logging
-import ServiceLifecycle
-import Synchronization
 
 /// Where QueryNode sessions come from: Milvus's etcd (`MilvusEtcd`) or a test double.
 public protocol SessionFeed: Sendable {
@@ -237,8 +238,9 @@ struct AuditService: Service {
             $0.roundsCompleted += 1
             if full && outcome.result != .failed { $0.lastFullMs = startedMs }
         }
-        context.metrics.roundFinished(outcome)
+        // Its findings and coverage first: whoever sees the round counted sees what it found.
         await context.refreshMetrics()
+        context.metrics.roundFinished(outcome)
         await pushAlerts()
         // A round holds the collection's rows while it compares; give the freed pages back between rounds.
         #if canImport(Glibc)
