@@ -41,6 +41,7 @@ public final class AuditorMetrics: Sendable {
         case milvusLagSeconds = "auditd_milvus_checkpoint_lag_seconds"
         case milvusStatus = "auditd_milvus_checkpoint_status"
         case retentionHeadroom = "auditd_retention_headroom_seconds"
+        case retention = "auditd_kafka_retention_seconds"
         case restartsTotal = "auditd_restarts_total"
         case restartOpen = "auditd_restart_open"
         case restartBehind = "auditd_restart_serving_behind_seconds"
@@ -62,6 +63,7 @@ public final class AuditorMetrics: Sendable {
             case .milvusLagMessages, .milvusLagSeconds: ["pchannel", "vchannel"]
             case .milvusStatus: ["pchannel", "vchannel", "status"]
             case .retentionHeadroom: ["pchannel", "consumer"]
+            case .retention: ["pchannel", "source"]
             }
         }
 
@@ -95,6 +97,8 @@ public final class AuditorMetrics: Sendable {
             case .milvusStatus: "1 for the lag status of Milvus's channel checkpoint per vchannel."
             case .retentionHeadroom:
                 "Seconds until Kafka retention deletes the oldest record this consumer (auditd, milvus) has not consumed."
+            case .retention:
+                "The DML topic's retention used for the headroom; source: broker (DescribeConfigs) or flag (--kafka-retention)."
             case .restartsTotal: "QueryNode restarts seen per replica (a window opened)."
             case .restartOpen: "1 while a replica's restart window is open (not caught up)."
             case .restartBehind: "Seconds a restarted replica answered queries while not caught up."
@@ -280,6 +284,13 @@ extension AuditorMetrics {
             for s in Self.statuses { milvusStatus[labels + [s]] = s == lag.status ? 1 : 0 }
         }
         replace(.milvusStatus, milvusStatus)
+    }
+
+    /// The retention each pchannel's headroom is computed with, and where it came from.
+    public func retentionUsed(_ retention: [String: (seconds: Double, source: String)]) {
+        replace(
+            .retention,
+            Dictionary(retention.map { ([$0.key, $0.value.source], $0.value.seconds) }, uniquingKeysWith: max))
     }
 
     /// Retention headroom per pchannel and consumer ("auditd", "milvus"); nil: nothing unconsumed.

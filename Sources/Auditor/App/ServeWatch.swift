@@ -234,16 +234,47 @@ struct LagService: Service {
             var own: [String: LagWindow] = [:]
             var milvus: [String: LagWindow] = [:]
             var kafka: (any KafkaLog)?
+            var retention = Retention()
             while !Task.isCancelled {
                 if kafka == nil { kafka = try? context.app.makeKafkaLog() }
-                await evaluate(kafka, &own, &milvus)
+                await retention.refresh(kafka, context)
+                await evaluate(kafka, &own, &milvus, retention: retention)
                 try await context.clock.sleep(for: context.configuration.lagInterval)
             }
         }
     }
 
-    func evaluate(_ kafka: (any KafkaLog)?, _ own: inout [String: LagWindow], _ milvus: inout [String: LagWindow]) async
-    {
+    /// Each DML topic's retention: `retention.ms` as the broker describes it (DescribeConfigs, asked every 10
+    /// minutes), else `--kafka-retention` (the local Tansu broker describes topics without it). nil: unlimited.
+    struct Retention {
+        var byTopic: [String: (duration: Duration?, source: String)] = [:]
+        var askedMs: Int64?
+
+        mutating func refresh(_ kafka: (any KafkaLog)?, _ context: ServeContext) async {
+            let now = context.clock.nowMs()
+            if let asked = askedMs, now - asked < 600_000 { return }
+            guard let topics = try? await context.store.perform({ try Array($0.checkpoints().keys) }), !topics.isEmpty
+            else { return }
+            askedMs = now
+            for topic in topics {
+                let described = try? await kafka?.topicConfig(topic: topic, timeout: .seconds(5))
+                if let text = described?["retention.ms"], let ms = Int64(text) {
+                    byTopic[topic] = (ms < 0 ? nil : .milliseconds(ms), "broker")
+                } else {
+                    byTopic[topic] = (context.settings.kafkaRetention, "flag")
+                }
+            }
+        }
+
+        func of(_ topic: String, _ context: ServeContext) -> Duration? {
+            byTopic[topic].map(\.duration) ?? context.settings.kafkaRetention
+        }
+    }
+
+    func evaluate(
+        _ kafka: (any KafkaLog)?, _ own: inout [String: LagWindow], _ milvus: inout [String: LagWindow],
+        retention: Retention
+    ) async {
         guard let checkpoints = try? await context.store.perform({ try $0.checkpoints() }) else { return }
         // The log's end from the broker itself (a stuck ingest must not hide its own lag).
         var heads: [String: Int64] = [:]
@@ -256,7 +287,6 @@ struct LagService: Service {
         let now = context.clock.nowMs()
         var ownLags: [AuditorMetrics.ChannelLag] = []
         var evaluations: [String: LagEvaluation] = [:]
-        let retention = context.settings.kafkaRetention
         var headroom: [(pchannel: String, consumer: String, seconds: Double?)] = []
         for (pchannel, cp) in checkpoints.sorted(by: { $0.key < $1.key }) {
             let head = max(heads[pchannel] ?? cp.highWatermark, cp.nextOffset)
@@ -273,15 +303,15 @@ struct LagService: Service {
                 .init(
                     pchannel: pchannel, messages: evaluation.lagMessages,
                     seconds: ShadowReportLag.seconds(cp, head: head, nowMs: now), status: evaluation.status.rawValue))
-            headroom.append(
-                (
-                    pchannel, "auditd",
-                    cp.tickTs > 0
-                        ? RetentionHeadroom.seconds(
-                            oldestUnconsumedMs: HybridTimestamp.physicalMilliseconds(cp.tickTs), retention: retention,
+            if let kept = retention.of(pchannel, context), cp.tickTs > 0 {
+                headroom.append(
+                    (
+                        pchannel, "auditd",
+                        RetentionHeadroom.seconds(
+                            oldestUnconsumedMs: HybridTimestamp.physicalMilliseconds(cp.tickTs), retention: kept,
                             nowMs: now)
-                        : nil
-                ))
+                    ))
+            }
         }
         var milvusLags: [AuditorMetrics.ChannelLag] = []
         var milvusEvaluations: [String: LagEvaluation] = [:]
@@ -319,13 +349,18 @@ struct LagService: Service {
             oldestMilvus[pchannel] = min(oldestMilvus[pchannel] ?? .max, position.timestamp)
         }
         for (pchannel, ts) in oldestMilvus {
+            guard let kept = retention.of(pchannel, context) else { continue }
             headroom.append(
                 (
                     pchannel, "milvus",
                     RetentionHeadroom.seconds(
-                        oldestUnconsumedMs: HybridTimestamp.physicalMilliseconds(ts), retention: retention, nowMs: now)
+                        oldestUnconsumedMs: HybridTimestamp.physicalMilliseconds(ts), retention: kept, nowMs: now)
                 ))
         }
+        context.metrics.retentionUsed(
+            retention.byTopic.compactMapValues { entry in
+                entry.duration.map { (seconds: Double($0.components.seconds), source: entry.source) }
+            })
         context.metrics.lag(auditd: ownLags, milvus: milvusLags)
         context.metrics.retention(headroom)
         context.status.withLock {

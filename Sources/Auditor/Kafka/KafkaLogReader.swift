@@ -55,6 +55,8 @@ public protocol KafkaLog: Sendable {
     /// Watermarks of many topics at once; a topic missing from the answer could not be queried.
     func watermarks(topics: [String], partition: Int32, timeout: Duration) async throws -> [String: Watermarks]
     func fetchedWatermarks(topic: String, partition: Int32) -> Watermarks?
+    /// The topic's configuration as the broker describes it (DescribeConfigs); empty where it says nothing.
+    func topicConfig(topic: String, timeout: Duration) async throws -> [String: String]
     func assign(_ positions: [TopicPosition]) throws
     func unassign(_ positions: [TopicPosition]) throws
     /// Up to `maxMessages` events; waits at most `timeout` when nothing is ready.
@@ -62,6 +64,9 @@ public protocol KafkaLog: Sendable {
 }
 
 extension KafkaLog {
+    /// Doubles without a broker describe nothing.
+    public func topicConfig(topic: String, timeout: Duration) async throws -> [String: String] { [:] }
+
     public func watermarks(topics: [String], partition: Int32, timeout: Duration) async throws -> [String: Watermarks] {
         var result: [String: Watermarks] = [:]
         for topic in topics {
@@ -121,6 +126,14 @@ public final class KafkaLogReader: KafkaLog {
         let handle = handle
         let ms = timeout.milliseconds
         return try await offPool { () throws(KafkaError) in try handle.listTopics(timeoutMs: ms).map(\.name) }
+    }
+
+    public func topicConfig(topic: String, timeout: Duration) async throws -> [String: String] {
+        try checkFatal()
+        let handle = handle
+        let ms = timeout.milliseconds
+        return try await offPool { () throws(KafkaError) in try handle.describeTopicConfig(topic: topic, timeoutMs: ms)
+        }
     }
 
     public func watermarks(topic: String, partition: Int32 = 0, timeout: Duration) async throws -> Watermarks {

@@ -240,6 +240,50 @@ final class RdKafkaHandle: @unchecked Sendable {
         return Watermarks(low: low, high: high)
     }
 
+    /// Blocking: a topic's configuration as the broker describes it (DescribeConfigs); empty where the broker
+    /// answers without entries. Every admin object is created and destroyed within this call.
+    func describeTopicConfig(topic: String, timeoutMs: Int32) throws(KafkaError) -> [String: String] {
+        guard let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic) else {
+            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_ConfigResource_new failed")
+        }
+        defer { rd_kafka_ConfigResource_destroy(resource) }
+        guard let queue = rd_kafka_queue_new(pointer) else {
+            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_queue_new failed")
+        }
+        defer { rd_kafka_queue_destroy(queue) }
+        guard let options = rd_kafka_AdminOptions_new(pointer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS) else {
+            throw KafkaError(kind: .fatal, code: 0, message: "rd_kafka_AdminOptions_new failed")
+        }
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        var errorText = [CChar](repeating: 0, count: 256)
+        _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &errorText, errorText.count)
+        var resources: [OpaquePointer?] = [resource]
+        rd_kafka_DescribeConfigs(pointer, &resources, 1, options, queue)
+        guard let event = rd_kafka_queue_poll(queue, timeoutMs + 1000) else {
+            throw KafkaError(kind: .retriable, code: 0, message: "DescribeConfigs of \(topic): no answer in time")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let error = rd_kafka_event_error(event)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError.from(code: error, topic: topic, partition: -1)
+        }
+        guard let result = rd_kafka_event_DescribeConfigs_result(event) else { return [:] }
+        var count = 0
+        guard let described = rd_kafka_DescribeConfigs_result_resources(result, &count) else { return [:] }
+        var config: [String: String] = [:]
+        for index in 0..<count {
+            guard let resource = described[index], rd_kafka_ConfigResource_error(resource) == RD_KAFKA_RESP_ERR_NO_ERROR
+            else { continue }
+            var entries = 0
+            guard let list = rd_kafka_ConfigResource_configs(resource, &entries) else { continue }
+            for entry in 0..<entries {
+                guard let item = list[entry], let name = rd_kafka_ConfigEntry_name(item) else { continue }
+                config[String(cString: name)] = rd_kafka_ConfigEntry_value(item).map { String(cString: $0) } ?? ""
+            }
+        }
+        return config
+    }
+
     /// Blocking: the watermarks of partition `partition` of many topics in two ListOffsets requests per
     /// broker (earliest, latest) instead of two per topic. A topic whose query failed is absent.
     func queryWatermarks(topics: [String], partition: Int32, timeoutMs: Int32) throws(KafkaError) -> [String:
