@@ -58,7 +58,7 @@ extension Application {
         do {
             _ = try await ingest(RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus))
         } catch {
-            recordFailedRound(options, startedMs: startedMs, error: error)
+            await recordFailedRound(options, startedMs: startedMs, error: error)
             throw error
         }
         let store = try openStore(options.stateDirectory, create: false)
@@ -67,12 +67,20 @@ extension Application {
 
     /// A round that failed as a whole, kept as the latest round (`report` exits 2 while it stands). Best
     /// effort: a state directory that cannot be written has its own error already.
-    func recordFailedRound(_ options: AuditOptions, startedMs: Int64, error: any Error) {
+    func recordFailedRound(_ options: AuditOptions, startedMs: Int64, error: any Error) async {
         guard let store = try? openStore(options.stateDirectory, create: false) else { return }
+        _ = await recordFailedRound(store: store, mode: options.policy.mode, startedMs: startedMs, error: error)
+    }
+
+    /// Records a failed round in `store` and returns it.
+    func recordFailedRound(store: ShadowStore, mode: AuditMode, startedMs: Int64, error: any Error) async
+        -> RoundOutcome
+    {
         let round = RoundOutcome(
-            startedMs: startedMs, finishedMs: clock.nowMs(), mode: options.policy.mode, collections: [], confirmed: 0,
+            startedMs: startedMs, finishedMs: clock.nowMs(), mode: mode, collections: [], confirmed: 0,
             error: "round failed: \(error)")
-        try? store.recordFailedRound(round)
+        try? await store.perform { try $0.recordFailedRound(round) }
+        return round
     }
 
     /// One round on the committed shadow at each collection's cut T (no ingest): what `serve` runs on its timer.
@@ -114,8 +122,7 @@ extension Application {
                 listed = nil  // e.g. no replica available (nodes down or restarting): the round probes and says so
             }
             guard let pk = schema.primaryKey else { continue }
-            let ticks = schema.physicalChannels.map { checkpoints[$0]?.tickTs ?? 0 }
-            guard let t = ticks.min(), t > 0 else {
+            guard let t = ChannelCheckpoint.cut(of: schema.physicalChannels, in: checkpoints) else {
                 summary.notAudited.append("\(collection.name) (\(collection.id)): no time tick applied yet")
                 outcomes.append(
                     .init(

@@ -6,7 +6,6 @@ import AuditorMilvus
 import AuditorReport
 import AuditorShadow
 import Foundation
-
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -60,6 +59,9 @@ final class ServeContext: Sendable {
     let lock: StateLock
     let store: ShadowStore
     let metrics: AuditorMetrics
+    /// Milvus's replicas and schemas: one reader for every service (the real ones unless configured).
+    let source: any ReplicaSource
+    let catalog: any CollectionCatalog
     let dataOffsets = DataOffsets()
     let status = Mutex(Status())
     let logger: Logger
@@ -82,6 +84,11 @@ final class ServeContext: Sendable {
         lock = try StateLock(directory: configuration.settings.stateDirectory, command: "serve")
         store = try app.openStore(configuration.settings.stateDirectory, create: true)
         metrics = AuditorMetrics(version: AuditorVersion.current, auditInterval: configuration.settings.auditInterval)
+        let settings = configuration.settings
+        source =
+            configuration.source
+            ?? ReplicaReader(milvus: settings.milvus, etcd: settings.milvusEtcd, clock: configuration.application.clock)
+        catalog = configuration.catalog ?? MilvusClient(target: settings.milvus)
         let now = app.clock.nowMs()
         status.withLock {
             $0.startedMs = now
@@ -92,21 +99,17 @@ final class ServeContext: Sendable {
     var settings: Settings { configuration.settings }
     var clock: any AuditorClock { app.clock }
 
-    var source: any ReplicaSource {
-        configuration.source
-            ?? ReplicaReader(milvus: settings.milvus, etcd: settings.milvusEtcd, clock: app.clock)
-    }
-
-    var catalog: any CollectionCatalog { configuration.catalog ?? MilvusClient(target: settings.milvus) }
-
-    /// Metrics from the shadow's current summary (after a round, at start).
-    func refreshMetrics() async {
+    /// Metrics from the shadow's current summary (after a round, at start); returns the summary read.
+    @discardableResult
+    func refreshMetrics() async -> ShadowSummary? {
         do {
             let summary = try await store.perform { try $0.summary() }
             let round = status.withLock { $0.lastRound }
             metrics.refresh(summary: summary, round: round, nowMs: clock.nowMs())
+            return summary
         } catch {
             logger.warning("metrics refresh failed", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 }
@@ -227,10 +230,8 @@ struct AuditService: Service {
             return
         } catch {
             if Task.isCancelled { return }
-            outcome = RoundOutcome(
-                startedMs: startedMs, finishedMs: clock.nowMs(), mode: policy.mode, collections: [], confirmed: 0,
-                error: "round failed: \(error)")
-            try? await context.store.perform { try $0.recordFailedRound(outcome) }
+            outcome = await context.app.recordFailedRound(
+                store: context.store, mode: policy.mode, startedMs: startedMs, error: error)
             context.logger.error("audit round failed", metadata: ["error": "\(error)"])
         }
         context.status.withLock {
@@ -239,22 +240,22 @@ struct AuditService: Service {
             if full && outcome.result != .failed { $0.lastFullMs = startedMs }
         }
         // Its findings and coverage first: whoever sees the round counted sees what it found.
-        await context.refreshMetrics()
+        let summary = await context.refreshMetrics()
         context.metrics.roundFinished(outcome)
-        await pushAlerts()
+        if let summary { await pushAlerts(summary) }
         // A round holds the collection's rows while it compares; give the freed pages back between rounds.
         #if canImport(Glibc)
             _ = glibcMallocTrim(0)
         #endif
     }
 
-    func pushAlerts() async {
+    /// Pushes the confirmed findings of `summary` (the one the metrics were just refreshed from).
+    func pushAlerts(_ summary: ShadowSummary) async {
         guard let url = context.settings.alertmanager else { return }
         let pusher = AlertmanagerPusher(
             url: url, stateDirectory: context.settings.stateDirectory, resend: context.settings.auditInterval,
             post: context.configuration.alertPost)
         do {
-            let summary = try await context.store.perform { try $0.summary() }
             let previous = context.status.withLock { $0.alerts }
             let firing = try await pusher.push(summary, previous: previous, nowMs: context.clock.nowMs())
             context.status.withLock { $0.alerts = firing }

@@ -109,7 +109,7 @@ struct HTTPService: Service {
             let now = context.clock.nowMs()
             let bound = context.settings.readyLag.milliseconds64
             for (pchannel, cp) in checkpoints.sorted(by: { $0.key < $1.key }) {
-                let seconds = ShadowReportLag.seconds(cp, head: cp.highWatermark, nowMs: now)
+                let seconds = ShadowReport.lagSeconds(cp, nowMs: now) ?? 0
                 if seconds * 1000 > Double(bound) {
                     problems.append(String(format: "%@ lags %.1f s (bound %lld s)", pchannel, seconds, bound / 1000))
                 }

@@ -3,6 +3,7 @@ import AuditorAudit
 import AuditorCore
 import AuditorKafka
 import AuditorMilvus
+import AuditorReport
 import AuditorShadow
 import Foundation
 import Logging
@@ -83,7 +84,7 @@ struct RestartWatchService: Service {
             }
             let interval: Int64 = tracker.members.isEmpty ? 1000 : 30_000
             if lastMembership.map({ now - $0 > interval }) ?? true || unknownDown {
-                if let members = await membership(&schemas) { tracker.membership(members) }
+                if let members = await membership() { tracker.membership(members) }
                 lastMembership = now
             }
             for (event, at) in pending {
@@ -109,7 +110,7 @@ struct RestartWatchService: Service {
     }
 
     /// Every replica of every live collection with its nodes (nil when Milvus cannot be asked).
-    func membership(_ schemas: inout [Int64: CollectionSchemaInfo]) async -> [RestartTracker.Key: Set<Int64>]? {
+    func membership() async -> [RestartTracker.Key: Set<Int64>]? {
         guard var collections = try? await context.store.perform({ try $0.liveCollections() }) else { return nil }
         let wanted = Set(context.configuration.collections)
         if !wanted.isEmpty {
@@ -134,8 +135,7 @@ struct RestartWatchService: Service {
         guard let checkpoints = try? await context.store.perform({ try $0.checkpoints() }) else { return }
         for collectionID in collections.sorted() {
             guard let schema = await schema(collectionID, &schemas), let pk = schema.primaryKey else { continue }
-            let ticks = schema.physicalChannels.map { checkpoints[$0]?.tickTs ?? 0 }
-            guard let t = ticks.min(), t > 0 else { continue }
+            guard let t = ChannelCheckpoint.cut(of: schema.physicalChannels, in: checkpoints) else { continue }
             guard
                 let expected = try? await context.store.perform({
                     try $0.expectedCount(collectionID: collectionID, at: t)
@@ -148,7 +148,12 @@ struct RestartWatchService: Service {
                 let nodes = Set(replica.nodeIDs)
                 guard tracker.open[key] != nil || !nodes.isDisjoint(with: tracker.arrived.keys) else { continue }
                 seen.insert(replica.id)
-                let count = await self.count(replica, collectionID: collectionID, pk: pk, at: t)
+                // A replica listed without shards answers nothing (not 0 rows).
+                let count =
+                    replica.shards.isEmpty
+                    ? nil
+                    : await context.source.count(
+                        replica, collectionID: collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64, timestamp: t)
                 let at = context.clock.nowMs()
                 let wasOpen = tracker.open[key] != nil
                 if let record = tracker.observe(
@@ -167,21 +172,6 @@ struct RestartWatchService: Service {
                 }
             }
         }
-    }
-
-    func count(_ replica: ReplicaInfo, collectionID: Int64, pk: FieldInfo, at t: UInt64) async -> Int64? {
-        guard !replica.shards.isEmpty else { return nil }
-        var total: Int64 = 0
-        for shard in replica.shards {
-            do {
-                total += try await context.source.count(
-                    shard: shard, collectionID: collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                    timestamp: t, timeout: .seconds(2))
-            } catch {
-                return nil
-            }
-        }
-        return total
     }
 
     func schema(_ id: Int64, _ schemas: inout [Int64: CollectionSchemaInfo]) async -> CollectionSchemaInfo? {
@@ -302,7 +292,8 @@ struct LagService: Service {
             ownLags.append(
                 .init(
                     pchannel: pchannel, messages: evaluation.lagMessages,
-                    seconds: ShadowReportLag.seconds(cp, head: head, nowMs: now), status: evaluation.status.rawValue))
+                    seconds: ShadowReport.lagSeconds(cp, head: head, nowMs: now) ?? 0,
+                    status: evaluation.status.rawValue))
             if let kept = retention.of(pchannel, context), cp.tickTs > 0 {
                 headroom.append(
                     (
@@ -367,13 +358,5 @@ struct LagService: Service {
             $0.lag = evaluations
             $0.milvusLag = milvusEvaluations
         }
-    }
-}
-
-/// auditd's own lag in seconds on one pchannel: 0 when caught up, else how old its last tick is.
-enum ShadowReportLag {
-    static func seconds(_ cp: ChannelCheckpoint, head: Int64, nowMs: Int64) -> Double {
-        guard cp.tickTs > 0, cp.nextOffset < head else { return 0 }
-        return max(0, Double(nowMs - HybridTimestamp.physicalMilliseconds(cp.tickTs)) / 1000)
     }
 }

@@ -288,17 +288,9 @@ public struct AuditRound: Sendable {
 
     /// Sum of per-shard `count(*)` of one replica at T (nil if a shard could not answer).
     func count(_ replica: ReplicaInfo, _ expected: ExpectedCollection) async -> Int64? {
-        let counts = await Bounded.map(replica.shards, limit: replica.shards.count) { [source] shard in
-            try await source.count(
-                shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
-                pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, timeout: .seconds(2))
-        }
-        var total: Int64 = 0
-        for count in counts {
-            guard case .success(let n) = count else { return nil }
-            total += n
-        }
-        return total
+        await source.count(
+            replica, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID, pkIsInt: expected.pkIsInt,
+            timestamp: expected.timestamp)
     }
 
     // MARK: 3. read
@@ -604,6 +596,27 @@ public struct AuditRound: Sendable {
             }
             return record
         }
+    }
+}
+
+extension ReplicaSource {
+    /// Sum of the per-shard `count(*)` of one replica at `timestamp`, all shards at once; nil if a shard could
+    /// not answer within `timeout`.
+    public func count(
+        _ replica: ReplicaInfo, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
+        timeout: Duration = .seconds(2)
+    ) async -> Int64? {
+        let counts = await Bounded.map(replica.shards, limit: replica.shards.count) { [self] shard in
+            try await count(
+                shard: shard, collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt,
+                timestamp: timestamp, timeout: timeout)
+        }
+        var total: Int64 = 0
+        for count in counts {
+            guard case .success(let n) = count else { return nil }
+            total += n
+        }
+        return total
     }
 }
 

@@ -23,9 +23,11 @@ public enum ShadowReport {
         return 0
     }
 
-    static func lagSeconds(_ checkpoint: ChannelCheckpoint, nowMs: Int64) -> Double? {
+    /// auditd's lag on one pchannel in seconds: 0 when it read up to `head` (default: the stored high
+    /// watermark), else how old its last applied time tick is; nil before any tick.
+    public static func lagSeconds(_ checkpoint: ChannelCheckpoint, head: Int64? = nil, nowMs: Int64) -> Double? {
         guard checkpoint.tickTs > 0 else { return nil }
-        if checkpoint.nextOffset >= checkpoint.highWatermark { return 0 }
+        if checkpoint.nextOffset >= head ?? checkpoint.highWatermark { return 0 }
         return max(0, Double(nowMs - HybridTimestamp.physicalMilliseconds(checkpoint.tickTs)) / 1000)
     }
 

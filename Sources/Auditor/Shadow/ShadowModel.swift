@@ -34,6 +34,15 @@ public struct ChannelCheckpoint: Sendable, Equatable {
     }
 }
 
+extension ChannelCheckpoint {
+    /// A collection's cut T: the lowest time tick applied on its pchannels (every record at or before it is in
+    /// the shadow); nil until each of them has applied one.
+    public static func cut(of pchannels: [String], in checkpoints: [String: ChannelCheckpoint]) -> UInt64? {
+        guard let t = pchannels.map({ checkpoints[$0]?.tickTs ?? 0 }).min(), t > 0 else { return nil }
+        return t
+    }
+}
+
 public struct QuarantinedRecord: Sendable, Equatable {
     public var offset: Int64
     public var reason: String

@@ -205,12 +205,18 @@ extension ShadowStore {
         throws
     {
         try writer.write { db in
+            // Every open finding this round may touch, and those it may resolve: of a collection whose replicas
+            // were listed, on a replica it judged (or one no longer listed).
             var open: [String: Int64] = [:]
-            for collection in round.collections where !collection.listed.isEmpty {
-                let kept = Set(collection.listed).subtracting(collection.judged)
-                for finding in try Self.openReplicaFindings(db, collectionID: collection.id)
-                where !kept.contains(finding.replica) {
-                    open[Self.identity(finding.key, collection.id, finding.replica, finding.peer)] = finding.id
+            var resolvable: Set<String> = []
+            let touched = Set(round.collections.map(\.id)).union(findings.map(\.finding.collectionID))
+            for collectionID in touched {
+                let outcome = round.collections.first { $0.id == collectionID && !$0.listed.isEmpty }
+                let kept = outcome.map { Set($0.listed).subtracting($0.judged) }
+                for finding in try Self.openReplicaFindings(db, collectionID: collectionID) {
+                    let key = Self.identity(finding.key, collectionID, finding.replica, finding.peer)
+                    open[key] = finding.id
+                    if let kept, !kept.contains(finding.replica) { resolvable.insert(key) }
                 }
             }
             for record in findings {
@@ -226,7 +232,7 @@ extension ShadowStore {
                     finding.windowStartMs, finding.windowEndMs, leaders,
                     finding.peerNodeIDs.isEmpty ? nil : finding.peerNodeIDs.map(String.init).joined(separator: ","),
                 ]
-                if let id = try open.removeValue(forKey: key) ?? Self.openFinding(db, key: key) {
+                if let id = open.removeValue(forKey: key) {
                     try db.execute(
                         sql: """
                             UPDATE findings SET state = ?, detail = ?, node_ids = ?, pks = ?, pk_count = ?, ts = ?,
@@ -250,7 +256,7 @@ extension ShadowStore {
                             ]))
                 }
             }
-            for id in open.values {
+            for (key, id) in open where resolvable.contains(key) {
                 try db.execute(
                     sql: "UPDATE findings SET state = 'resolved', resolved_ms = ? WHERE id = ?", arguments: [nowMs, id])
             }
@@ -332,15 +338,6 @@ extension ShadowStore {
     /// A replica finding's identity: one open finding per kind, collection, replica (and peer replica).
     static func identity(_ kind: String, _ collection: Int64, _ replica: Int64, _ peer: Int64?) -> String {
         "\(kind)/\(collection)/\(replica)" + (peer.map { "/\($0)" } ?? "")
-    }
-
-    /// The open finding with this identity, in a collection whose findings this round keeps open.
-    static func openFinding(_ db: Database, key: String) throws -> Int64? {
-        let parts = key.split(separator: "/").map(String.init)
-        guard parts.count >= 3, let collection = Int64(parts[1]) else { return nil }
-        return try openReplicaFindings(db, collectionID: collection).first {
-            identity($0.key, collection, $0.replica, $0.peer) == key
-        }?.id
     }
 
     /// Keeps the round's outcome (the last 1,000) and each collection's latest status.
