@@ -153,6 +153,10 @@ class Stack:
 
 @in_cluster
 def test_metrics_exposition_passes_promtool(tmp_path):
+    # a log with DML in it (a fresh cluster has none): every metric family then has series to lint
+    subprocess.run(["python", os.path.join(ROOT, "dev", "workload.py"), "--prefix", "it_metrics", "--rows", "40",
+                    "--batch", "20", "--deletes", "4", "--out", str(tmp_path / "w.json")], check=True,
+                   capture_output=True, timeout=300)
     port = free_port()
     serve = subprocess.Popen([AUDITD, "serve", "--state", str(tmp_path / "s"), "--listen", "127.0.0.1:%d" % port,
                               "--audit-interval", "3600", "--watch-restarts", "false"],
