@@ -294,7 +294,7 @@ struct AuditRoundTests {
         var shadow = Self.shadow
         shadow.append(ShadowStore.LiveRow(pk: .int(1), ts: 600, rowHash: 0))
         var expected = expected()
-        expected.rows = shadow
+        expected.view = InMemoryExpected(rows: shadow, tombstones: [], timestamp: Self.t)
         let served = Self.all.map { $0.pk == .int(1) ? ReplicaRow(pk: $0.pk, ts: 600) : $0 }
         let keeps = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in served }, count: { 11 })
         let lost = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in served }, count: { 10 })
@@ -313,6 +313,45 @@ struct AuditRoundTests {
         #expect(divergence.replicaID == 1 && divergence.peerReplicaID == 2 && divergence.pkCount == 3)
         #expect(divergence.nodeIDs != divergence.peerNodeIDs)
         #expect(result.records.first { $0.finding.kind == .replicaDivergence }?.state == .confirmed)
+    }
+
+    @Test func aCollectionIsComparedRangeByRangeAndOnlyDifferingRangesAreReadAgain() async throws {
+        // replica 2 lost pks 5 and 9; ranges of about 3 rows: [-∞, 4) [4, 7) [7, 10) [10, +∞)
+        let lost: Set<PrimaryKey> = [.int(5), .int(9)]
+        let lossy = FakeReplicaSource.Script(
+            view: { _ in Self.view() }, rows: { _ in Self.all.filter { !lost.contains($0.pk) } })
+        var policy = AuditPolicy(
+            settle: .zero, readTimeout: .seconds(1), watchLimit: .milliseconds(300),
+            unreachableGrace: .milliseconds(100), probeInterval: .milliseconds(5))
+        policy.windowRows = 3
+        let source = FakeReplicaSource([1: Self.healthy, 2: lossy])
+        let result = try await round(source, policy: policy).audit(expected())
+        #expect(states(result) == ["missing/2/confirmed"])
+        let missing = try #require(result.records.first?.finding)
+        #expect(missing.pks == [.int(5), .int(9)] && missing.pkCount == 2)
+        #expect(missing.evidence.hasPrefix("2 of 10 pks live in the log at T are not served (replica serves 8)"))
+        #expect(result.coverage?.rows == 18)
+        let ranges = PKRange.split(at: [.int(4), .int(7), .int(10)])
+        #expect(source.ranges(replica: 2) == ranges + [ranges[1], ranges[2]])
+        #expect(source.ranges(replica: 1) == ranges + [ranges[1], ranges[2]])
+
+        // the same loss with an incomplete history: one divergence over all ranges, naming both replicas
+        var incomplete = expected()
+        incomplete.historyComplete = false
+        let again = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy]), policy: policy).audit(incomplete)
+        let divergence = try #require(again.records.first { $0.finding.kind == .replicaDivergence })
+        #expect(divergence.state == .confirmed && divergence.finding.pks == [.int(5), .int(9)])
+        #expect(divergence.finding.evidence == "replicas 1 (10 rows) and 2 (8 rows) differ on 2 pks")
+    }
+
+    @Test func stringKeysAreOrderedByTheirBytesAsMilvusOrdersThem() {
+        // Swift's String order compares normalized scalars: "é" < "e\u{301}x" (NFC "éx"); by bytes (Milvus, the
+        // shadow's index) "e\u{301}x" (65 CC 81 78) comes first, before "é" (C3 A9)
+        let keys: [PrimaryKey] = [.string("z"), .string("é"), .string("a"), .string("Z"), .string("e\u{301}x")]
+        let bytes = keys.map { Array($0.description.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(keys.sorted().map { Array($0.description.utf8) } == bytes)
+        #expect(PKRange(lower: .string("b"), upper: .string("é")).contains(.string("z")))
+        #expect(!PKRange(lower: .string("b"), upper: .string("z")).contains(.string("é")))
     }
 
     @Test func anUnreachableReplicaIsReportedNeverAsData() async throws {

@@ -87,6 +87,50 @@ struct ReplicaRequestTests {
         #expect(unary.columnInfo.dataType == .varChar && unary.columnInfo.isPrimaryKey)
     }
 
+    @Test func aPkRangeBoundsEveryPage() throws {
+        func predicate(_ after: PrimaryKey?, _ range: PKRange) throws -> Milvus_Proto_Plan_Expr.OneOf_Expr? {
+            let request = try ReplicaRequest(
+                collectionID: 9, pkFieldID: 100, pkIsInt: false, vchannel: "v", leaderID: 1, timestamp: 5,
+                mode: .rows(after: after, limit: 10), range: range)
+            return try decodedPlan(request.queryRequest(requestID: 1)).query.predicates.expr
+        }
+        // the range's first page starts at its lower bound, inclusive; later pages after the last pk; never past
+        // the upper bound
+        guard case .binaryRangeExpr(let first)? = try predicate(nil, PKRange(lower: .string("b"), upper: .string("d")))
+        else {
+            Issue.record("not a binary range")
+            return
+        }
+        #expect(first.lowerInclusive && !first.upperInclusive)
+        #expect(first.lowerValue.stringVal == "b" && first.upperValue.stringVal == "d")
+        #expect(first.columnInfo.isPrimaryKey && first.columnInfo.fieldID == 100)
+        guard case .binaryRangeExpr(let next)? = try predicate(.string("c"), PKRange(lower: .string("b"), upper: .string("d")))
+        else {
+            Issue.record("not a binary range")
+            return
+        }
+        #expect(!next.lowerInclusive && next.lowerValue.stringVal == "c" && next.upperValue.stringVal == "d")
+        guard case .unaryRangeExpr(let below)? = try predicate(nil, PKRange(lower: nil, upper: .string("d"))) else {
+            Issue.record("not a range")
+            return
+        }
+        #expect(below.op == .lessThan && below.value.stringVal == "d")
+        guard case .unaryRangeExpr(let above)? = try predicate(nil, PKRange(lower: .string("b"), upper: nil)) else {
+            Issue.record("not a range")
+            return
+        }
+        #expect(above.op == .greaterEqual && above.value.stringVal == "b")
+        guard case .alwaysTrueExpr? = try predicate(nil, .all) else {
+            Issue.record("the whole range is not always-true")
+            return
+        }
+        #expect(throws: ReplicaRequest.Invalid.pkTypeMismatch) {
+            _ = try ReplicaRequest(
+                collectionID: 1, pkFieldID: 100, pkIsInt: true, vchannel: "v", leaderID: 1, timestamp: 5,
+                mode: .rows(after: nil, limit: 10), range: PKRange(lower: .string("a"), upper: nil))
+        }
+    }
+
     @Test func invalidRequestsCannotBeBuilt() {
         #expect(throws: ReplicaRequest.Invalid.zeroTimestamp) {
             _ = try ReplicaRequest(

@@ -116,6 +116,43 @@ struct ShadowTests {
         #expect(try store.expected(collectionID: 4455, at: 25).tombstones.count == 2)
     }
 
+    @Test func theExpectedViewReadsRangeByRangeFromOneSnapshot() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert(Array(1...10), ts: 10)
+        w.tick(15)
+        w.delete([3], ts: 20)
+        w.insert([4], ts: 30)  // a second live version of pk 4
+        w.tick(40)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("view-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try ShadowStore.open(directory: directory, create: true)
+        try await ingest(log, into: store)
+
+        let view = try store.expectedView(collectionID: 4455, at: 15)
+        // rows 1, 2, 4, 4, 5 … 10 by pk: ranges of about 3 versions; both versions of pk 4 in one range
+        let ranges = try await view.windows(rows: 3)
+        #expect(ranges == PKRange.split(at: [.int(5), .int(8)]))
+        // what a later write or purge does is not seen: the view reads one snapshot
+        try await store.perform { store in
+            try store.writer.write { db in try db.execute(sql: "DELETE FROM deleted_rows") }
+        }
+        var seen: [PrimaryKey: [UInt64]] = [:]
+        for range in ranges {
+            for row in try await view.window(range).rows {
+                #expect(range.contains(row.pk))
+                seen[row.pk, default: []].append(row.ts)
+            }
+        }
+        var expected = Dictionary(uniqueKeysWithValues: (1...10).map { (PrimaryKey.int($0), [UInt64(10)]) })
+        expected[.int(4)] = [10]  // the version at 30 is after T
+        #expect(seen == expected)  // pk 3, deleted at 20, was live at 15
+        #expect(try await view.versionCount() == 10)
+        #expect(try store.expectedCount(collectionID: 4455, at: 15) == 9)  // the store itself has purged pk 3
+        #expect(try await store.expectedView(collectionID: 4455, at: 40).window(.all).tombstones.count == 1)
+        #expect(try await store.expectedView(collectionID: 1, at: 40).windows(rows: 3) == [.all])
+    }
+
     @Test func upsertIsDeleteAndInsertAtOneTimestamp() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

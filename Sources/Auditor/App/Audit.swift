@@ -132,10 +132,9 @@ extension Application {
             }
             let id = collection.id
             var expected = try await store.perform { store in
-                let (rows, tombstones) = try store.expected(collectionID: id, at: t)
                 var expected = ExpectedCollection(
                     collectionID: id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                    vchannels: schema.virtualChannels, timestamp: t, rows: rows, tombstones: tombstones,
+                    vchannels: schema.virtualChannels, timestamp: t, view: try store.expectedView(collectionID: id, at: t),
                     buckets: try store.buckets(collectionID: id).hashes.count,
                     firstSeen: try store.openFindingsFirstSeen(collectionID: id))
                 expected.lastLeaders = try store.replicaTopology(collectionID: id)

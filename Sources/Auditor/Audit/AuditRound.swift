@@ -25,6 +25,10 @@ public struct AuditPolicy: Sendable {
     /// How many shard reads (of all replicas of a collection) run at once. Pages of one shard stay in order;
     /// each stream keeps its pages near the pacer's latency budget. 1 reads one shard after another.
     public var readConcurrency = 4
+    /// Row versions compared at once: a collection is read and compared one pk range of about this many rows
+    /// after another (every replica's shards for the range, then the next), so a round's memory is bounded by
+    /// a range, not by the collection.
+    public var windowRows = 50_000
 
     public init(
         settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),
@@ -48,8 +52,8 @@ public struct ExpectedCollection: Sendable {
     public var pkIsInt: Bool
     public var vchannels: [String]
     public var timestamp: UInt64
-    public var rows: [ShadowStore.LiveRow]
-    public var tombstones: [DeletedKey]
+    /// The log's rows and deletes at T, read one pk range at a time.
+    public var view: any ExpectedView
     public var buckets: Int
     /// Open findings from earlier rounds: "kind/replica" → first seen (Unix ms).
     public var firstSeen: [String: Int64]
@@ -66,7 +70,7 @@ public struct ExpectedCollection: Sendable {
 
     public init(
         collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
-        rows: [ShadowStore.LiveRow], tombstones: [DeletedKey], buckets: Int = 4096, firstSeen: [String: Int64] = [:]
+        view: any ExpectedView, buckets: Int = 4096, firstSeen: [String: Int64] = [:]
     ) {
         self.collectionID = collectionID
         self.name = name
@@ -74,10 +78,20 @@ public struct ExpectedCollection: Sendable {
         self.pkIsInt = pkIsInt
         self.vchannels = vchannels
         self.timestamp = timestamp
-        self.rows = rows
-        self.tombstones = tombstones
+        self.view = view
         self.buckets = buckets
         self.firstSeen = firstSeen
+    }
+
+    /// An expected collection whose rows are at hand (held in memory).
+    public init(
+        collectionID: Int64, name: String, pkFieldID: Int64, pkIsInt: Bool, vchannels: [String], timestamp: UInt64,
+        rows: [ShadowStore.LiveRow], tombstones: [DeletedKey], buckets: Int = 4096, firstSeen: [String: Int64] = [:]
+    ) {
+        self.init(
+            collectionID: collectionID, name: name, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannels: vchannels,
+            timestamp: timestamp, view: InMemoryExpected(rows: rows, tombstones: tombstones, timestamp: timestamp),
+            buckets: buckets, firstSeen: firstSeen)
     }
 }
 
@@ -99,10 +113,13 @@ public struct CollectionAuditResult: Sendable {
 /// 1. **topology** and **health** (`probe`): every replica's shard leaders and their leader views.
 /// 2. **watch** (`watch`): follow recovering or briefly unreachable replicas until they serve every version
 ///    the log has at T, or the limits run out (`RecoveryWatch`, one per replica).
-/// 3. **read** (`readAll`): every judgeable replica at T, shards and replicas concurrently.
-/// 4. **compare** (`judge`): each replica with the shadow (bucket digests first), and the replicas with
-///    each other; unreachable and still-recovering replicas get their findings instead.
-/// 5. **confirm** (`confirm`): data findings are re-read at the same T after the settle delay.
+/// 3. **read and compare** (`sweep`), one pk range (`AuditPolicy.windowRows`) after another: the log's rows
+///    of the range from the shadow, every judgeable replica's rows of the range at T (shards and replicas
+///    concurrently), each replica compared with the log (bucket digests first) and with the others; only the
+///    differences are kept (counts and witnesses), so memory is bounded by one range.
+/// 4. **judge** (`judge`): findings from the differences; unreachable and still-recovering replicas get
+///    their findings instead.
+/// 5. **confirm** (`confirm`): the ranges that differed are re-read at the same T after the settle delay.
 /// The caller records the result (`Application.audit`).
 public struct AuditRound: Sendable {
     public var source: any ReplicaSource
@@ -130,18 +147,36 @@ public struct AuditRound: Sendable {
         }
     }
 
-    /// Everything one audit works with: what the log says (`expected`, `cut`) and the replica watches.
+    /// Everything one audit works with: what the log says (`expected`) and how many versions it leaves at T.
     struct Context {
         let expected: ExpectedCollection
-        let cut: ShadowCut
-        /// What `count(*)` must answer at T.
-        var expectedCount: Int64 { Int64(cut.versions) }
+        /// What `count(*)` must answer.
+        let expectedCount: Int64
     }
 
-    /// A replica read at T.
+    /// A replica read at T, range by range: what it served and how it differs from the log.
     struct Served {
         var replica: ReplicaInfo
-        var rows: [ReplicaRow]
+        var rows = 0
+        /// Distinct pks served.
+        var pks = 0
+        var differences = ReplicaComparison.Differences()
+    }
+
+    struct Pair: Hashable {
+        var a: Int64
+        var b: Int64
+    }
+
+    /// One pass over pk ranges: every replica that answered each range, the replicas that failed one (not
+    /// read further), the log's totals, replica-vs-replica differences, and the ranges where anything differed.
+    struct Sweep {
+        var served: [Int64: Served] = [:]
+        var failures: [Int64: any Error] = [:]
+        var totals = ReplicaComparison.LogTotals()
+        var pairs: [Pair: ReplicaComparison.Divergence] = [:]
+        var ranges: [PKRange] = []
+        var dirty: [PKRange] = []
     }
 
     /// `listed`: the replicas as the caller just listed them (the first probe uses them instead of asking again).
@@ -150,9 +185,7 @@ public struct AuditRound: Sendable {
     {
         let startMs = clock.nowMs()
         let started = clock.instant()
-        let context = Context(
-            expected: expected,
-            cut: ShadowCut(rows: expected.rows, timestamp: expected.timestamp, buckets: expected.buckets))
+        let context = Context(expected: expected, expectedCount: try await expected.view.versionCount())
         var (topology, watches) = try await watch(context, topology: await probe(expected, listed: listed))
         var result = CollectionAuditResult()
         if let error = topology.error {
@@ -171,26 +204,25 @@ public struct AuditRound: Sendable {
             if case .unreachable = topology.health[$0.id] ?? .unreachable("") { return false }
             return true
         }
-        let reads = await readAll(judgeable, expected)
+        let ranges = try await expected.view.windows(rows: policy.windowRows)
+        let sweep = try await sweep(context, judgeable, ranges: ranges)
         let readTime = clock.instant() - reading
 
-        let comparing = clock.instant()
-        let judged = await judge(context, topology, watches: &watches, reads: reads)
+        let judged = await judge(context, topology, watches: &watches, sweep: sweep)
         result.records = judged.records
         result.unjudged = judged.unjudged
         result.leaders = judged.leaders
         result.listedReplicas = topology.probes.map(\.replica.id)
         result.judgedReplicas = judged.served.map(\.replica.id)
-        let compareTime = clock.instant() - comparing
 
-        let rows = judged.served.reduce(0) { $0 + $1.rows.count }
+        let rows = judged.served.reduce(0) { $0 + $1.rows }
         logger.info(
             "audit sweep",
             metadata: [
                 "milvus.collection": "\(expected.name)", "audit.rows": "\(rows)",
+                "audit.ranges": "\(ranges.count)",
                 "audit.seconds.probe_and_watch": "\(watched.secondsValue)",
-                "audit.seconds.read": "\(readTime.secondsValue)",
-                "audit.seconds.compare": "\(compareTime.secondsValue)",
+                "audit.seconds.read_and_compare": "\(readTime.secondsValue)",
                 "audit.seconds.total": "\(clock.seconds(since: started))",
                 "audit.read_concurrency": "\(policy.readConcurrency)",
             ])
@@ -199,7 +231,8 @@ public struct AuditRound: Sendable {
             rows: rows, replicas: judged.served.count, replicasTotal: topology.probes.count,
             slice: policy.mode == .sample ? expected.sampleSlice % max(1, policy.sampleSlices) : nil,
             buckets: expected.buckets, seconds: clock.seconds(since: started))
-        result.records += try await confirm(context, judged.pending, served: judged.served, judgedIn: topology)
+        result.records += try await confirm(
+            context, judged.pending, served: judged.served, first: sweep, judgedIn: topology)
         return result
     }
 
@@ -293,18 +326,79 @@ public struct AuditRound: Sendable {
             timestamp: expected.timestamp)
     }
 
-    // MARK: 3. read
+    // MARK: 3. read and compare
 
-    /// Reads every replica at T: all their shards at once, at most `readConcurrency` at a time. Each
-    /// replica's rows come back in shard order, or the first error of its shards.
-    func readAll(_ replicas: [ReplicaInfo], _ expected: ExpectedCollection) async -> [Int64: Result<
+    /// Reads and compares `replicas` one pk range after another (the log's rows of the range, then every
+    /// replica's, all their shards at once, at most `readConcurrency` at a time). A replica that fails a range
+    /// is not read further; only differences, counts and witnesses are kept across ranges.
+    func sweep(_ context: Context, _ replicas: [ReplicaInfo], ranges: [PKRange]) async throws -> Sweep {
+        let expected = context.expected
+        var sweep = Sweep()
+        sweep.ranges = ranges
+        for replica in replicas { sweep.served[replica.id] = Served(replica: replica) }
+        for range in ranges {
+            try Task.checkCancellation()
+            let window = try await expected.view.window(range)
+            let cut = ShadowCut(rows: window.rows, timestamp: expected.timestamp, buckets: expected.buckets)
+            sweep.totals.add(cut)
+            let reading = replicas.filter { sweep.served[$0.id] != nil }
+            let reads = await readAll(reading, expected, range: range)
+            var answered: [(replica: ReplicaInfo, rows: [ReplicaRow])] = []
+            var differs = false
+            for replica in reading {
+                switch reads[replica.id] ?? .failure(ProbeError("not read")) {
+                case .success(let rows):
+                    let found = Self.differences(cut, window, rows)
+                    sweep.served[replica.id]?.rows += rows.count
+                    sweep.served[replica.id]?.pks += Set(rows.lazy.map(\.pk)).count
+                    sweep.served[replica.id]?.differences.add(found)
+                    differs = differs || !found.isEmpty
+                    answered.append((replica, rows))
+                case .failure(let error):
+                    sweep.failures[replica.id] = error
+                    sweep.served[replica.id] = nil
+                }
+            }
+            for (i, a) in answered.enumerated() {
+                for b in answered[(i + 1)...] {
+                    let pair = Pair(a: a.replica.id, b: b.replica.id)
+                    var divergence = sweep.pairs[pair] ?? ReplicaComparison.Divergence()
+                    let before = divergence.differing.count
+                    divergence.add(a.rows, b.rows)
+                    differs = differs || divergence.differing.count > before
+                    sweep.pairs[pair] = divergence
+                }
+            }
+            if differs { sweep.dirty.append(range) }
+        }
+        return sweep
+    }
+
+    /// One replica's rows of a range against the log's: bucket digests first, row by row only for the
+    /// buckets that differ (and the rows read in full).
+    static func differences(_ cut: ShadowCut, _ window: ExpectedWindow, _ rows: [ReplicaRow])
+        -> ReplicaComparison.Differences
+    {
+        let bad = cut.mismatchedBuckets(rows)
+        let hashed = Set(rows.lazy.filter { $0.rowHash != nil }.map(\.pk))
+        guard !bad.isEmpty || !hashed.isEmpty else { return ReplicaComparison.Differences() }
+        return ReplicaComparison.differences(
+            timestamp: cut.timestamp,
+            shadowRows: window.rows.filter { bad.contains(cut.bucket($0.pk)) || hashed.contains($0.pk) },
+            tombstones: window.tombstones.filter { bad.contains(cut.bucket($0.pk)) },
+            served: rows.filter { bad.contains(cut.bucket($0.pk)) || $0.rowHash != nil })
+    }
+
+    /// Reads one pk range of every replica at T: all their shards at once, at most `readConcurrency` at a
+    /// time. Each replica's rows come back in shard order, or the first error of its shards.
+    func readAll(_ replicas: [ReplicaInfo], _ expected: ExpectedCollection, range: PKRange) async -> [Int64: Result<
         [ReplicaRow], any Error
     >] {
         let jobs = replicas.enumerated().flatMap { index, replica in
             replica.shards.indices.map { (replica: index, shard: $0) }
         }
         let results = await Bounded.map(jobs, limit: policy.readConcurrency) { [self] job in
-            try await read(replicas[job.replica].shards[job.shard], expected)
+            try await read(replicas[job.replica].shards[job.shard], expected, range: range)
         }
         var byReplica: [Int64: Result<[ReplicaRow], any Error>] = [:]
         for (index, replica) in replicas.enumerated() {
@@ -321,36 +415,40 @@ public struct AuditRound: Sendable {
         return byReplica
     }
 
-    /// One shard of one replica at T, in the policy's mode.
-    func read(_ shard: ReplicaInfo.Shard, _ expected: ExpectedCollection) async throws -> [ReplicaRow] {
+    /// One pk range of one shard of one replica at T, in the policy's mode.
+    func read(_ shard: ReplicaInfo.Shard, _ expected: ExpectedCollection, range: PKRange) async throws
+        -> [ReplicaRow]
+    {
         if policy.mode == .full, let schema = expected.schema {
             return try await source.fullRows(
-                shard: shard, schema: schema, timestamp: expected.timestamp, after: nil, maxRows: nil,
+                shard: shard, schema: schema, timestamp: expected.timestamp, range: range, after: nil, maxRows: nil,
                 pageSize: 500, timeout: policy.readTimeout
             ).map { ReplicaRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash) }
         }
         var rows = try await source.rows(
             shard: shard, collectionID: expected.collectionID, pkFieldID: expected.pkFieldID,
-            pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, pageSize: 10_000, timeout: policy.readTimeout)
+            pkIsInt: expected.pkIsInt, timestamp: expected.timestamp, range: range, pageSize: 10_000,
+            timeout: policy.readTimeout)
         if policy.mode == .sample, let schema = expected.schema {
-            try await hashSlice(of: &rows, shard: shard, schema: schema, expected)
+            try await hashSlice(of: &rows, shard: shard, schema: schema, expected, range: range)
         }
         return rows
     }
 
-    /// Sample mode: reads one contiguous slice of the shard's pk-ordered rows in full and puts the row
-    /// hashes on those rows (the comparison then checks their content too).
+    /// Sample mode: reads one contiguous slice of the shard's pk-ordered rows of the range in full and puts
+    /// the row hashes on those rows (the comparison then checks their content too).
     func hashSlice(
         of rows: inout [ReplicaRow], shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo,
-        _ expected: ExpectedCollection
+        _ expected: ExpectedCollection, range: PKRange
     ) async throws {
         let slices = max(1, policy.sampleSlices)
         let size = (rows.count + slices - 1) / slices
         let first = (expected.sampleSlice % slices) * size
         guard size > 0, first < rows.count else { return }
         let hashed = try await source.fullRows(
-            shard: shard, schema: schema, timestamp: expected.timestamp, after: first > 0 ? rows[first - 1].pk : nil,
-            maxRows: min(size, rows.count - first), pageSize: 500, timeout: policy.readTimeout)
+            shard: shard, schema: schema, timestamp: expected.timestamp, range: range,
+            after: first > 0 ? rows[first - 1].pk : nil, maxRows: min(size, rows.count - first), pageSize: 500,
+            timeout: policy.readTimeout)
         let hashes = Dictionary(hashed.map { ($0.pk, $0.rowHash) }, uniquingKeysWith: { a, _ in a })
         for index in first..<min(first + size, rows.count) { rows[index].rowHash = hashes[rows[index].pk] }
     }
@@ -360,7 +458,7 @@ public struct AuditRound: Sendable {
             replica.shards.map { ($0.vchannel, "\($0.leaderID)@\($0.leaderAddress)") }, uniquingKeysWith: { a, _ in a })
     }
 
-    // MARK: 4. compare
+    // MARK: 4. judge
 
     struct Judged {
         var records: [AuditRecord] = []
@@ -371,12 +469,11 @@ public struct AuditRound: Sendable {
         var pending: [ReplicaFinding] = []
     }
 
-    /// Judges every replica from its health, its watch and its read: unavailable, still catching up (a
+    /// Judges every replica from its health, its watch and its sweep: unavailable, still catching up (a
     /// `catchup_unfinished`, suspected or — past `catchupBound` — confirmed), or compared with the shadow.
-    func judge(
-        _ context: Context, _ topology: Topology, watches: inout [Int64: RecoveryWatch],
-        reads: [Int64: Result<[ReplicaRow], any Error>]
-    ) async -> Judged {
+    func judge(_ context: Context, _ topology: Topology, watches: inout [Int64: RecoveryWatch], sweep: Sweep) async
+        -> Judged
+    {
         let expected = context.expected
         var judged = Judged()
         for probe in topology.probes {
@@ -388,10 +485,8 @@ public struct AuditRound: Sendable {
                 continue
             }
             judged.leaders[replica.id] = Self.leaders(replica)
-            let rows: [ReplicaRow]
-            switch reads[replica.id] ?? .failure(ProbeError("not read")) {
-            case .success(let read): rows = read
-            case .failure(let error):
+            guard let served = sweep.served[replica.id] else {
+                let error = sweep.failures[replica.id] ?? ProbeError("not read")
                 let lagging = (error as? TransportError)?.isDeadlineExceeded == true
                 let why = lagging ? "lagging: has not reached T within \(policy.readTimeout)" : "\(error)"
                 judged.unjudged.append("replica \(replica.id): \(why)")
@@ -407,14 +502,10 @@ public struct AuditRound: Sendable {
             let watch = watches[replica.id] ?? RecoveryWatch()
             if health.isRecovering, watch.isCatchingUp {
                 // Still recovering when the watch ended: short answers are catch-up, not (yet) loss.
-                let missing = ReplicaComparison.compare(
-                    collectionID: expected.collectionID, timestamp: expected.timestamp, shadowRows: expected.rows,
-                    tombstones: expected.tombstones,
-                    replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows)
-                ).first { $0.kind == .missing }
+                let missing = served.differences.missing
                 let finding = catchup(
                     expected, replicaID: replica.id, nodeIDs: replica.nodeIDs, leaders: Self.leaders(replica),
-                    watch: watch, missing: missing?.pks ?? [], missingCount: missing?.pkCount ?? 0)
+                    watch: watch, missing: missing.first, missingCount: missing.count)
                 let overdue = clock.nowMs() - watch.sinceMs >= policy.catchupBound.milliseconds64
                 judged.records.append(AuditRecord(finding, overdue ? .confirmed : .suspected))
                 judged.unjudged.append("replica \(replica.id): recovering (\(watch.lastReason))")
@@ -436,10 +527,10 @@ public struct AuditRound: Sendable {
                         ])
                 }
             }
-            judged.served.append(Served(replica: replica, rows: rows))
+            judged.served.append(served)
         }
-        judged.pending = await findings(context, judged.served)
-        judged.pending += Self.divergences(expected, judged.served, explainedBy: judged.pending)
+        judged.pending = await findings(context, judged.served, totals: sweep.totals)
+        judged.pending += Self.divergences(expected, judged.served, sweep.pairs, explainedBy: judged.pending)
         return judged
     }
 
@@ -461,62 +552,56 @@ public struct AuditRound: Sendable {
     /// matches the log is right), so a pair differs only where a finding against the log names the deviating
     /// replica: that finding says it all, and no divergence names the healthy replica beside it. With an
     /// incomplete history every difference is reported as a divergence naming both replicas.
-    static func divergences(_ expected: ExpectedCollection, _ read: [Served], explainedBy logFindings: [ReplicaFinding])
-        -> [ReplicaFinding]
-    {
+    static func divergences(
+        _ expected: ExpectedCollection, _ served: [Served], _ pairs: [Pair: ReplicaComparison.Divergence],
+        explainedBy logFindings: [ReplicaFinding]
+    ) -> [ReplicaFinding] {
         let deviating = Set(logFindings.map(\.replicaID))
         var found: [ReplicaFinding] = []
-        for (i, a) in read.enumerated() {
-            for b in read[(i + 1)...] {
+        for (i, a) in served.enumerated() {
+            for b in served[(i + 1)...] {
                 if expected.historyComplete && (deviating.contains(a.replica.id) || deviating.contains(b.replica.id)) {
                     continue
                 }
-                if let divergence = ReplicaComparison.divergence(
+                let (first, second) = pairs[Pair(a: a.replica.id, b: b.replica.id)] != nil ? (a, b) : (b, a)
+                guard let divergence = pairs[Pair(a: first.replica.id, b: second.replica.id)] else { continue }
+                if let finding = divergence.finding(
                     collectionID: expected.collectionID, timestamp: expected.timestamp,
-                    .init(id: a.replica.id, nodeIDs: a.replica.nodeIDs, rows: a.rows),
-                    .init(id: b.replica.id, nodeIDs: b.replica.nodeIDs, rows: b.rows))
+                    .init(id: first.replica.id, nodeIDs: first.replica.nodeIDs, rows: []),
+                    .init(id: second.replica.id, nodeIDs: second.replica.nodeIDs, rows: []))
                 {
-                    found.append(divergence)
+                    found.append(finding)
                 }
             }
         }
         return found
     }
 
-    /// The findings of every replica read, compared with the shadow concurrently (each comparison also asks
-    /// the replica's `count(*)`), in the order of `served`.
-    func findings(_ context: Context, _ served: [Served]) async -> [ReplicaFinding] {
-        await Bounded.map(served, limit: policy.readConcurrency) { [self] read in
-            await findings(context, replica: read.replica, rows: read.rows)
+    /// The findings of every replica read, from its differences with the log; a replica serving the log's pks
+    /// is also asked its `count(*)` (do the versions add up too?), replicas concurrently, in the order of `served`.
+    func findings(_ context: Context, _ served: [Served], totals: ReplicaComparison.LogTotals) async
+        -> [ReplicaFinding]
+    {
+        let expected = context.expected
+        return await Bounded.map(served, limit: policy.readConcurrency) { [self] read in
+            let replica = ReplicaComparison.Replica(id: read.replica.id, nodeIDs: read.replica.nodeIDs, rows: [])
+            var found = read.differences.findings(
+                collectionID: expected.collectionID, timestamp: expected.timestamp, replica: replica,
+                expectedCount: totals.pks, servedCount: read.pks)
+            // Same pks as the log: do the versions add up too? `count(*)` counts every stored version.
+            if found.isEmpty, let counted = await count(read.replica, expected) {
+                found +=
+                    ReplicaComparison.versions(
+                        collectionID: expected.collectionID, timestamp: expected.timestamp, totals: totals,
+                        replica: replica, counted: counted
+                    ).map { [$0] } ?? []
+            }
+            return found.map {
+                var finding = $0
+                finding.leaders = Self.leaders(read.replica)
+                return finding
+            }
         }.flatMap { (try? $0.get()) ?? [] }
-    }
-
-    func findings(_ context: Context, replica: ReplicaInfo, rows: [ReplicaRow]) async -> [ReplicaFinding] {
-        let (expected, cut) = (context.expected, context.cut)
-        // Bucket hashes first; row-level detail only for mismatched buckets (and rows read in full).
-        let bad = cut.mismatchedBuckets(rows)
-        let hashed = Set(rows.lazy.filter { $0.rowHash != nil }.map(\.pk))
-        var found = ReplicaComparison.compare(
-            collectionID: expected.collectionID, timestamp: expected.timestamp,
-            shadowRows: expected.rows.filter { bad.contains(cut.bucket($0.pk)) || hashed.contains($0.pk) },
-            tombstones: expected.tombstones.filter { bad.contains(cut.bucket($0.pk)) },
-            replica: .init(
-                id: replica.id, nodeIDs: replica.nodeIDs,
-                rows: rows.filter { bad.contains(cut.bucket($0.pk)) || $0.rowHash != nil }),
-            totals: (cut.newest.count, Set(rows.map(\.pk)).count))
-        // Same pks as the log: do the versions add up too? `count(*)` counts every stored version.
-        if found.isEmpty, let counted = await count(replica, expected) {
-            found +=
-                ReplicaComparison.versions(
-                    collectionID: expected.collectionID, cut: cut,
-                    replica: .init(id: replica.id, nodeIDs: replica.nodeIDs, rows: rows), counted: counted
-                ).map { [$0] } ?? []
-        }
-        return found.map {
-            var finding = $0
-            finding.leaders = Self.leaders(replica)
-            return finding
-        }
     }
 
     func catchup(
@@ -542,13 +627,14 @@ public struct AuditRound: Sendable {
 
     // MARK: 5. confirm
 
-    /// The same T, read again after the settle delay, from the replicas still serving (or still recovering
-    /// as when they were judged — a recovering replica is judged only once its exact count says it caught
-    /// up; one that was serving and is recovering now, restarted in between, may answer partially: not
-    /// re-read). A pending finding seen again the same is confirmed; otherwise it stays suspected and says why.
-    func confirm(_ context: Context, _ pending: [ReplicaFinding], served: [Served], judgedIn topology: Topology)
-        async throws -> [AuditRecord]
-    {
+    /// The same T, read again after the settle delay — only the pk ranges that differed in the first sweep —
+    /// from the replicas still serving (or still recovering as when they were judged — a recovering replica is
+    /// judged only once its exact count says it caught up; one that was serving and is recovering now,
+    /// restarted in between, may answer partially: not re-read). A pending finding seen again the same is
+    /// confirmed; otherwise it stays suspected and says why.
+    func confirm(
+        _ context: Context, _ pending: [ReplicaFinding], served: [Served], first: Sweep, judgedIn topology: Topology
+    ) async throws -> [AuditRecord] {
         guard !pending.isEmpty else { return [] }
         let expected = context.expected
         try await clock.sleep(for: policy.settle)
@@ -566,16 +652,11 @@ public struct AuditRound: Sendable {
             }
             rereadable.append(current)
         }
-        let reads = await readAll(rereadable, expected)
-        var reread: [Served] = []
-        for replica in rereadable {
-            switch reads[replica.id] ?? .failure(ProbeError("not read")) {
-            case .success(let rows): reread.append(Served(replica: replica, rows: rows))
-            case .failure(let error): notReread[replica.id] = "\(error)"
-            }
-        }
-        var confirmedNow = await findings(context, reread)
-        confirmedNow += Self.divergences(expected, reread, explainedBy: confirmedNow)
+        let sweep = try await sweep(context, rereadable, ranges: first.dirty)
+        let reread = rereadable.compactMap { sweep.served[$0.id] }
+        for (id, error) in sweep.failures { notReread[id] = "\(error)" }
+        var confirmedNow = await findings(context, reread, totals: first.totals)
+        confirmedNow += Self.divergences(expected, reread, sweep.pairs, explainedBy: confirmedNow)
         return pending.map { finding in
             let same = confirmedNow.contains {
                 $0.kind == finding.kind && $0.replicaID == finding.replicaID

@@ -18,11 +18,91 @@ public enum ReplicaComparison {
         }
     }
 
+    /// A kind of difference counted over a whole comparison, with the first `witnessLimit` pks (in pk order
+    /// when added range by range in pk order).
+    public struct Witnesses: Sendable, Equatable {
+        public var count = 0
+        public var first: [PrimaryKey] = []
+        public init() {}
+
+        mutating func add(_ pks: [PrimaryKey]) {
+            count += pks.count
+            if first.count < witnessLimit { first = Array((first + pks.sorted()).prefix(witnessLimit)) }
+        }
+
+        mutating func add(_ other: Witnesses) {
+            count += other.count
+            if first.count < witnessLimit { first = Array((first + other.first).prefix(witnessLimit)) }
+        }
+    }
+
+    /// One replica's differences from the log, summed over the pk ranges compared so far.
+    public struct Differences: Sendable, Equatable {
+        public var missing = Witnesses()
+        public var resurrected = Witnesses()
+        public var stale = Witnesses()
+        public var extra = Witnesses()
+        /// Full mode: the log's pk and ts with other content.
+        public var altered = Witnesses()
+        public init() {}
+
+        public var isEmpty: Bool { missing.count + resurrected.count + stale.count + extra.count + altered.count == 0 }
+
+        public mutating func add(_ other: Differences) {
+            missing.add(other.missing)
+            resurrected.add(other.resurrected)
+            stale.add(other.stale)
+            extra.add(other.extra)
+            altered.add(other.altered)
+        }
+
+        /// The findings these differences make; `expectedCount`/`servedCount`: the pks the log and the replica
+        /// have at T over everything compared.
+        public func findings(
+            collectionID: Int64, timestamp: UInt64, replica: Replica, expectedCount: Int, servedCount: Int
+        ) -> [ReplicaFinding] {
+            func finding(_ kind: ReplicaFinding.Kind, _ found: Witnesses, _ evidence: String) -> ReplicaFinding? {
+                guard found.count > 0 else { return nil }
+                return ReplicaFinding(
+                    kind: kind, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
+                    pks: found.first, pkCount: found.count, timestamp: timestamp, evidence: evidence)
+            }
+            var extraAndAltered = extra
+            extraAndAltered.count += altered.count
+            extraAndAltered.first = Array((extra.first + altered.first).sorted().prefix(witnessLimit))
+            return [
+                finding(
+                    .missing, missing,
+                    "\(missing.count) of \(expectedCount) pks live in the log at T are not served "
+                        + "(replica serves \(servedCount))"),
+                finding(.resurrected, resurrected, "\(resurrected.count) pks deleted in the log before T are served"),
+                finding(.stale, stale, "\(stale.count) pks served with an older insert ts than the log's newest"),
+                finding(
+                    .extra, extraAndAltered,
+                    "\(extra.count) pks/versions served that the log never produced"
+                        + (altered.count == 0
+                            ? "" : "; \(altered.count) rows with the log's pk and ts but other content (row hash)")),
+            ].compactMap { $0 }
+        }
+    }
+
     /// `totals`: the whole collection's pk counts when the rows given are only the mismatched buckets'.
     public static func compare(
         collectionID: Int64, timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], tombstones: [DeletedKey],
         replica: Replica, totals: (expected: Int, served: Int)? = nil
     ) -> [ReplicaFinding] {
+        let found = differences(
+            timestamp: timestamp, shadowRows: shadowRows, tombstones: tombstones, served: replica.rows)
+        return found.findings(
+            collectionID: collectionID, timestamp: timestamp, replica: replica,
+            expectedCount: totals?.expected ?? newest(shadowRows.lazy.filter { $0.ts <= timestamp }.map { ($0.pk, $0.ts) }).count,
+            servedCount: totals?.served ?? Set(replica.rows.map(\.pk)).count)
+    }
+
+    /// What differs between a replica's rows and the shadow's as of T (rows and deletes after T excluded).
+    public static func differences(
+        timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], tombstones: [DeletedKey], served rows: [ReplicaRow]
+    ) -> Differences {
         // Milvus answers one row per pk: the newest live version as of T.
         var expected: [PrimaryKey: UInt64] = [:]
         var expectedHash: [PrimaryKey: UInt64] = [:]
@@ -34,7 +114,7 @@ public enum ReplicaComparison {
         for key in tombstones where key.ts <= timestamp { deletedAt[key.pk] = max(deletedAt[key.pk] ?? 0, key.ts) }
         var served: [PrimaryKey: UInt64] = [:]
         var servedHash: [PrimaryKey: UInt64] = [:]
-        for row in replica.rows where row.ts >= served[row.pk] ?? 0 {
+        for row in rows where row.ts >= served[row.pk] ?? 0 {
             served[row.pk] = row.ts
             servedHash[row.pk] = row.rowHash
         }
@@ -60,28 +140,13 @@ public enum ReplicaComparison {
         for (pk, ts) in served where expected[pk] == nil {
             if let deleted = deletedAt[pk], ts < deleted { resurrected.append(pk) } else { extra.append(pk) }
         }
-        func finding(_ kind: ReplicaFinding.Kind, _ pks: [PrimaryKey], _ evidence: String) -> ReplicaFinding? {
-            guard !pks.isEmpty else { return nil }
-            let sorted = pks.sorted()
-            return ReplicaFinding(
-                kind: kind, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
-                pks: Array(sorted.prefix(witnessLimit)), pkCount: pks.count, timestamp: timestamp, evidence: evidence)
-        }
-        let expectedCount = totals?.expected ?? expected.count
-        let servedCount = totals?.served ?? served.count
-        return [
-            finding(
-                .missing, missing,
-                "\(missing.count) of \(expectedCount) pks live in the log at T are not served "
-                    + "(replica serves \(servedCount))"),
-            finding(.resurrected, resurrected, "\(resurrected.count) pks deleted in the log before T are served"),
-            finding(.stale, stale, "\(stale.count) pks served with an older insert ts than the log's newest"),
-            finding(
-                .extra, extra + altered,
-                "\(extra.count) pks/versions served that the log never produced"
-                    + (altered.isEmpty
-                        ? "" : "; \(altered.count) rows with the log's pk and ts but other content (row hash)")),
-        ].compactMap { $0 }
+        var found = Differences()
+        found.missing.add(missing)
+        found.resurrected.add(resurrected)
+        found.stale.add(stale)
+        found.extra.add(extra)
+        found.altered.add(altered)
+        return found
     }
 
     /// Bucket-first comparison: the segment-hash buckets (ShadowHashing.bucket) whose digest of
@@ -113,37 +178,72 @@ public enum ReplicaComparison {
         return digests
     }
 
-    /// With the same pk set as the log: `counted` (the replica's `count(*)` at T) against the live versions
-    /// the log leaves at T. A difference means duplicates lost or gained.
-    static func versions(collectionID: Int64, cut: ShadowCut, replica: Replica, counted: Int64) -> ReplicaFinding? {
-        guard counted != Int64(cut.versions) else { return nil }
-        return ReplicaFinding(
-            kind: .duplicatePK, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
-            pks: Array(cut.duplicated.prefix(witnessLimit)), pkCount: abs(Int(counted) - cut.versions),
-            timestamp: cut.timestamp,
-            evidence:
-                "count(*) = \(counted) but the log leaves \(cut.versions) live versions of \(cut.newest.count) pks "
-                + "(\(cut.duplicated.count) pks inserted again while live)")
+    /// What the log holds at T, summed over the pk ranges compared: live versions (duplicates counted: what
+    /// `count(*)` must answer), distinct pks, and pks with more than one live version.
+    public struct LogTotals: Sendable, Equatable {
+        public var versions = 0
+        public var pks = 0
+        public var duplicated = Witnesses()
+        public init() {}
+
+        mutating func add(_ cut: ShadowCut) {
+            versions += cut.versions
+            pks += cut.newest.count
+            duplicated.add(cut.duplicated)
+        }
     }
 
-    /// Replica-vs-replica: pks served by one and not the other (or with different ts). Symmetric: names both
-    /// replicas (the lower id as `replicaID`, the other as `peerReplicaID`), neither as the culprit.
+    /// With the same pk set as the log: `counted` (the replica's `count(*)` at T) against the live versions
+    /// the log leaves at T. A difference means duplicates lost or gained.
+    static func versions(
+        collectionID: Int64, timestamp: UInt64, totals: LogTotals, replica: Replica, counted: Int64
+    ) -> ReplicaFinding? {
+        guard counted != Int64(totals.versions) else { return nil }
+        return ReplicaFinding(
+            kind: .duplicatePK, collectionID: collectionID, replicaID: replica.id, nodeIDs: replica.nodeIDs,
+            pks: totals.duplicated.first, pkCount: abs(Int(counted) - totals.versions), timestamp: timestamp,
+            evidence:
+                "count(*) = \(counted) but the log leaves \(totals.versions) live versions of \(totals.pks) pks "
+                + "(\(totals.duplicated.count) pks inserted again while live)")
+    }
+
+    /// Replica-vs-replica, summed over the pk ranges compared so far: pks served by one and not the other
+    /// (or with different ts), and each side's row count.
+    public struct Divergence: Sendable, Equatable {
+        public var differing = Witnesses()
+        public var left = 0
+        public var right = 0
+        public init() {}
+
+        public mutating func add(_ a: [ReplicaRow], _ b: [ReplicaRow]) {
+            let (left, right) = (Set(a), Set(b))
+            differing.add(Array(Set(left.symmetricDifference(right).map(\.pk))))
+            self.left += left.count
+            self.right += right.count
+        }
+
+        /// Symmetric: names both replicas (the lower id as `replicaID`, the other as `peerReplicaID`), neither
+        /// as the culprit. `a` is the replica whose rows were added first.
+        public func finding(collectionID: Int64, timestamp: UInt64, _ a: Replica, _ b: Replica) -> ReplicaFinding? {
+            guard differing.count > 0 else { return nil }
+            let ((a, aRows), (b, bRows)) = a.id <= b.id ? ((a, left), (b, right)) : ((b, right), (a, left))
+            var finding = ReplicaFinding(
+                kind: .replicaDivergence, collectionID: collectionID, replicaID: a.id, nodeIDs: a.nodeIDs,
+                pks: differing.first, pkCount: differing.count, timestamp: timestamp,
+                evidence:
+                    "replicas \(a.id) (\(aRows) rows) and \(b.id) (\(bRows) rows) differ on \(differing.count) pks")
+            finding.peerReplicaID = b.id
+            finding.peerNodeIDs = b.nodeIDs
+            return finding
+        }
+    }
+
+    /// Replica-vs-replica over the rows given.
     public static func divergence(collectionID: Int64, timestamp: UInt64, _ a: Replica, _ b: Replica) -> ReplicaFinding?
     {
-        let (a, b) = a.id <= b.id ? (a, b) : (b, a)
-        let left = Set(a.rows)
-        let right = Set(b.rows)
-        let differing = Set(left.symmetricDifference(right).map(\.pk))
-        guard !differing.isEmpty else { return nil }
-        var finding = ReplicaFinding(
-            kind: .replicaDivergence, collectionID: collectionID, replicaID: a.id, nodeIDs: a.nodeIDs,
-            pks: Array(differing.sorted().prefix(witnessLimit)), pkCount: differing.count, timestamp: timestamp,
-            evidence:
-                "replicas \(a.id) (\(left.count) rows) and \(b.id) (\(right.count) rows) differ on \(differing.count) pks"
-        )
-        finding.peerReplicaID = b.id
-        finding.peerNodeIDs = b.nodeIDs
-        return finding
+        var found = Divergence()
+        found.add(a.rows, b.rows)
+        return found.finding(collectionID: collectionID, timestamp: timestamp, a, b)
     }
 }
 

@@ -1,6 +1,8 @@
 import Foundation
 
-/// A Milvus primary key: Int64 or VarChar.
+/// A Milvus primary key: Int64 or VarChar. Ordered as Milvus and the shadow's index order them: ints
+/// numerically, strings by their UTF-8 bytes (Swift's own `String <` orders by Unicode scalars, which differs
+/// for some non-ASCII keys and would put a pk range's boundary elsewhere than Milvus's `pk < "…"`).
 public enum PrimaryKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     case int(Int64)
     case string(String)
@@ -15,10 +17,47 @@ public enum PrimaryKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     public static func < (lhs: PrimaryKey, rhs: PrimaryKey) -> Bool {
         switch (lhs, rhs) {
         case (.int(let a), .int(let b)): return a < b
-        case (.string(let a), .string(let b)): return a < b
+        case (.string(let a), .string(let b)): return a.utf8.lexicographicallyPrecedes(b.utf8)
         case (.int, .string): return true
         case (.string, .int): return false
         }
+    }
+}
+
+/// A half-open range of primary keys in `PrimaryKey` order: from `lower` (inclusive) up to `upper`
+/// (exclusive); nil is unbounded. An audit compares a collection one range after another, so its memory is
+/// bounded by a range's rows, not the collection's.
+public struct PKRange: Sendable, Hashable, CustomStringConvertible {
+    public var lower: PrimaryKey?
+    public var upper: PrimaryKey?
+
+    public static let all = PKRange(lower: nil, upper: nil)
+
+    public init(lower: PrimaryKey?, upper: PrimaryKey?) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    public func contains(_ pk: PrimaryKey) -> Bool {
+        if let lower, pk < lower { return false }
+        if let upper, !(pk < upper) { return false }
+        return true
+    }
+
+    /// Consecutive ranges covering every pk, split at `boundaries` (ascending, distinct).
+    public static func split(at boundaries: [PrimaryKey]) -> [PKRange] {
+        var ranges: [PKRange] = []
+        var lower: PrimaryKey? = nil
+        for boundary in boundaries {
+            ranges.append(PKRange(lower: lower, upper: boundary))
+            lower = boundary
+        }
+        ranges.append(PKRange(lower: lower, upper: nil))
+        return ranges
+    }
+
+    public var description: String {
+        "[\(lower.map { "\($0)" } ?? "-∞"), \(upper.map { "\($0)" } ?? "+∞"))"
     }
 }
 

@@ -150,15 +150,16 @@ public final class ReplicaReader: Sendable {
         return results.fieldsData.first?.scalars.longData.data.first ?? 0
     }
 
-    /// Every row (pk, insert ts) of one shard of one replica at `timestamp`, in pk-ordered pages.
+    /// Every row (pk, insert ts) of one shard of one replica at `timestamp` with a pk in `range`, in
+    /// pk-ordered pages.
     public func rows(
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
-        pageSize: Int = 10_000, timeout: Duration = .seconds(10)
+        range: PKRange = .all, pageSize: Int = 10_000, timeout: Duration = .seconds(10)
     ) async throws -> [ReplicaRow] {
         try await pages(from: shard, after: nil, maxRows: nil, pageSize: pageSize, timeout: timeout) { after, limit in
             try ReplicaRequest(
                 collectionID: collectionID, pkFieldID: pkFieldID, pkIsInt: pkIsInt, vchannel: shard.vchannel,
-                leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: limit))
+                leaderID: shard.leaderID, timestamp: timestamp, mode: .rows(after: after, limit: limit), range: range)
         } rows: { _, pks, timestamps in
             zip(pks, timestamps).map { ReplicaRow(pk: $0, ts: $1) }
         }
@@ -195,11 +196,11 @@ public final class ReplicaReader: Sendable {
 public typealias HashedRow = RowVersion
 
 extension ReplicaReader {
-    /// Every row of one shard of one replica at `timestamp`, with the row hash of all its user fields.
-    /// `after`/`maxRows`: only the `maxRows` rows following that pk (a slice, for sample mode).
+    /// Every row of one shard of one replica at `timestamp` with a pk in `range`, with the row hash of all its
+    /// user fields. `after`/`maxRows`: only the `maxRows` rows following that pk (a slice, for sample mode).
     public func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after start: PrimaryKey? = nil,
-        maxRows: Int? = nil, pageSize: Int = 500, timeout: Duration = .seconds(30)
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, range: PKRange = .all,
+        after start: PrimaryKey? = nil, maxRows: Int? = nil, pageSize: Int = 500, timeout: Duration = .seconds(30)
     ) async throws -> [HashedRow] {
         guard let pk = schema.primaryKey else {
             throw MilvusError(.schemaWithoutPrimaryKey, method: "fullRows", target: shard.leaderAddress)
@@ -210,7 +211,7 @@ extension ReplicaReader {
             try ReplicaRequest(
                 collectionID: schema.collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
-                mode: .fullRows(after: after, limit: limit, fieldIDs: schema.userFields.map(\.id)))
+                mode: .fullRows(after: after, limit: limit, fieldIDs: schema.userFields.map(\.id)), range: range)
         } rows: { results, pks, timestamps in
             let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
                 .map { try Column($0, rows: pks.count, schema: schema) }

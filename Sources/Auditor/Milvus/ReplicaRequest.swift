@@ -11,7 +11,8 @@ public struct ReplicaRequest: Sendable, Equatable {
     public enum Mode: Sendable, Equatable {
         /// `count(*)` of the shard at T.
         case count
-        /// Rows (pk + insert ts) with pk > `after` (nil: from the smallest), at most `limit`, in pk order.
+        /// Rows (pk + insert ts) of `range` with pk > `after` (nil: from the range's start), at most `limit`,
+        /// in pk order.
         case rows(after: PrimaryKey?, limit: Int)
         /// Like `rows`, plus every listed user field (row hashes; vectors included).
         case fullRows(after: PrimaryKey?, limit: Int, fieldIDs: [Int64])
@@ -33,6 +34,8 @@ public struct ReplicaRequest: Sendable, Equatable {
     /// MVCC snapshot and guarantee timestamp (hybrid), never 0.
     public var timestamp: UInt64
     public var mode: Mode
+    /// Only pks in this range (pages of `rows` and `fullRows`).
+    public var range: PKRange
 
     public enum Invalid: Error, Equatable {
         case zeroTimestamp
@@ -46,16 +49,18 @@ public struct ReplicaRequest: Sendable, Equatable {
 
     public init(
         collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, vchannel: String, leaderID: Int64, timestamp: UInt64,
-        mode: Mode
+        mode: Mode, range: PKRange = .all
     ) throws(Invalid) {
         guard timestamp != 0 else { throw .zeroTimestamp }
         guard !vchannel.isEmpty else { throw .noVchannel }
         if let (after, limit) = mode.page {
             guard limit > 0, limit <= Self.maxPage else { throw .badLimit(limit) }
-            switch after {
-            case .int?: if !pkIsInt { throw .pkTypeMismatch }
-            case .string?: if pkIsInt { throw .pkTypeMismatch }
-            case nil: break
+            for key in [after, range.lower, range.upper] {
+                switch key {
+                case .int?: if !pkIsInt { throw .pkTypeMismatch }
+                case .string?: if pkIsInt { throw .pkTypeMismatch }
+                case nil: break
+                }
             }
         }
         self.collectionID = collectionID
@@ -65,6 +70,7 @@ public struct ReplicaRequest: Sendable, Equatable {
         self.leaderID = leaderID
         self.timestamp = timestamp
         self.mode = mode
+        self.range = range
     }
 
     /// Field id 1 returns each row's insert timestamp.
@@ -83,18 +89,22 @@ public struct ReplicaRequest: Sendable, Equatable {
             query.isCount = true
             query.limit = -1
         case .rows(let after, let limit), .fullRows(let after, let limit, _):
-            if let after {
-                var unary = Milvus_Proto_Plan_UnaryRangeExpr()
-                unary.columnInfo = column
-                unary.op = .greaterThan
-                var value = Milvus_Proto_Plan_GenericValue()
-                switch after {
-                case .int(let v): value.int64Val = v
-                case .string(let v): value.stringVal = v
-                }
-                unary.value = value
-                expr.unaryRangeExpr = unary
-            } else {
+            // After the page's last pk, else from the range's start; up to the range's end.
+            let lower = after.map { (value: $0, inclusive: false) } ?? range.lower.map { (value: $0, inclusive: true) }
+            switch (lower, range.upper) {
+            case (let lower?, let upper?):
+                var binary = Milvus_Proto_Plan_BinaryRangeExpr()
+                binary.columnInfo = column
+                binary.lowerInclusive = lower.inclusive
+                binary.upperInclusive = false
+                binary.lowerValue = Self.value(lower.value)
+                binary.upperValue = Self.value(upper)
+                expr.binaryRangeExpr = binary
+            case (let lower?, nil):
+                expr.unaryRangeExpr = Self.unary(column, lower.inclusive ? .greaterEqual : .greaterThan, lower.value)
+            case (nil, let upper?):
+                expr.unaryRangeExpr = Self.unary(column, .lessThan, upper)
+            case (nil, nil):
                 expr.alwaysTrueExpr = Milvus_Proto_Plan_AlwaysTrueExpr()
             }
             query.isCount = false
@@ -105,6 +115,25 @@ public struct ReplicaRequest: Sendable, Equatable {
         plan.query = query
         plan.outputFieldIds = outputFields
         return plan
+    }
+
+    static func value(_ pk: PrimaryKey) -> Milvus_Proto_Plan_GenericValue {
+        var value = Milvus_Proto_Plan_GenericValue()
+        switch pk {
+        case .int(let v): value.int64Val = v
+        case .string(let v): value.stringVal = v
+        }
+        return value
+    }
+
+    static func unary(_ column: Milvus_Proto_Plan_ColumnInfo, _ op: Milvus_Proto_Plan_OpType, _ pk: PrimaryKey)
+        -> Milvus_Proto_Plan_UnaryRangeExpr
+    {
+        var unary = Milvus_Proto_Plan_UnaryRangeExpr()
+        unary.columnInfo = column
+        unary.op = op
+        unary.value = value(pk)
+        return unary
     }
 
     /// pk and insert ts always (a pk missing from either list returns 0 rows), then the asked fields.

@@ -34,14 +34,15 @@ public protocol ReplicaSource: Sendable {
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
         timeout: Duration
     ) async throws -> Int64
+    /// The rows (pk, insert ts) of one shard whose pk lies in `range`.
     func rows(
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
-        pageSize: Int, timeout: Duration
+        range: PKRange, pageSize: Int, timeout: Duration
     ) async throws -> [ReplicaRow]
-    /// Rows with all their user fields, hashed like the log's inserts (full and sample modes): every row,
-    /// or the `maxRows` rows after pk `after`.
+    /// Rows with all their user fields, hashed like the log's inserts (full and sample modes): every row of
+    /// `range`, or the `maxRows` of them after pk `after`.
     func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, range: PKRange, after: PrimaryKey?,
         maxRows: Int?, pageSize: Int, timeout: Duration
     ) async throws -> [HashedRow]
 }

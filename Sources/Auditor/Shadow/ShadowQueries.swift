@@ -14,7 +14,7 @@ extension ShadowStore {
         public var counts: [Int64]
     }
 
-    private func local(_ db: Database, _ collectionID: Int64) throws -> (id: Int64, pkIsInt: Bool)? {
+    func local(_ db: Database, _ collectionID: Int64) throws -> (id: Int64, pkIsInt: Bool)? {
         guard
             let row = try Row.fetchOne(
                 db, sql: "SELECT id, pk_is_int FROM collections WHERE collection_id = ?", arguments: [collectionID])
@@ -27,14 +27,18 @@ extension ShadowStore {
         try writer.read { db in
             guard let (coll, isInt) = try local(db, collectionID) else { return [] }
             return try Row.fetchAll(db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ?", arguments: [coll])
-                .compactMap {
-                    row in
-                    guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else {
-                        return nil
-                    }
-                    return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
-                }
+                .compactMap { Self.liveRow($0, isInt: isInt) }
         }
+    }
+
+    static func liveRow(_ row: Row, isInt: Bool) -> LiveRow? {
+        guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
+        return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
+    }
+
+    static func deletedKey(_ row: Row, isInt: Bool) -> DeletedKey? {
+        guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
+        return DeletedKey(pk: pk, ts: UInt64(bitPattern: row["ts"]))
     }
 
     /// What the log says a collection looked like at `timestamp`, read in one transaction: the row versions
@@ -44,38 +48,44 @@ extension ShadowStore {
     ) {
         try writer.read { db in
             guard let (coll, isInt) = try local(db, collectionID) else { return ([], []) }
-            let t = Int64(bitPattern: timestamp)
-            func version(_ row: Row) -> LiveRow? {
-                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
-                return LiveRow(pk: pk, ts: UInt64(bitPattern: row["ts"]), rowHash: UInt64(bitPattern: row["hash"]))
-            }
-            let live = try Row.fetchAll(
-                db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]
-            ).compactMap(version)
-            let deletedAfter = try Row.fetchAll(
-                db, sql: "SELECT pk, ts, hash FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
-                arguments: [coll, t, t]
-            ).compactMap(version)
-            let tombstones = try Row.fetchAll(
-                db, sql: "SELECT pk, ts FROM tombstones WHERE coll = ? AND ts <= ?", arguments: [coll, t]
-            ).compactMap { row -> DeletedKey? in
-                guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else { return nil }
-                return DeletedKey(pk: pk, ts: UInt64(bitPattern: row["ts"]))
-            }
-            return (live + deletedAfter, tombstones)
+            let window = try Self.expected(db, coll: coll, isInt: isInt, t: Int64(bitPattern: timestamp), range: .all)
+            return (window.rows, window.tombstones)
         }
+    }
+
+    /// The row versions live at `t` (and those deleted after `t`) and the tombstones up to `t` of the pks in
+    /// `range` (a range scan of each table's primary key).
+    static func expected(_ db: Database, coll: Int64, isInt: Bool, t: Int64, range: PKRange) throws -> ExpectedWindow {
+        var bounds = ""
+        var keys: [any DatabaseValueConvertible] = []
+        if let lower = range.lower {
+            bounds += " AND pk >= ?"
+            keys.append(Data(ShadowHashing.pkBytes(lower)))
+        }
+        if let upper = range.upper {
+            bounds += " AND pk < ?"
+            keys.append(Data(ShadowHashing.pkBytes(upper)))
+        }
+        let live = try Row.fetchAll(
+            db, sql: "SELECT pk, ts, hash FROM rows WHERE coll = ? AND ts <= ?" + bounds,
+            arguments: StatementArguments([coll, t] + keys)
+        ).compactMap { liveRow($0, isInt: isInt) }
+        let deletedAfter = try Row.fetchAll(
+            db, sql: "SELECT pk, ts, hash FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?" + bounds,
+            arguments: StatementArguments([coll, t, t] + keys)
+        ).compactMap { liveRow($0, isInt: isInt) }
+        let tombstones = try Row.fetchAll(
+            db, sql: "SELECT pk, ts FROM tombstones WHERE coll = ? AND ts <= ?" + bounds,
+            arguments: StatementArguments([coll, t] + keys)
+        ).compactMap { deletedKey($0, isInt: isInt) }
+        return ExpectedWindow(rows: live + deletedAfter, tombstones: tombstones)
     }
 
     public func tombstones(collectionID: Int64) throws -> [DeletedKey] {
         try writer.read { db in
             guard let (coll, isInt) = try local(db, collectionID) else { return [] }
             return try Row.fetchAll(db, sql: "SELECT pk, ts FROM tombstones WHERE coll = ?", arguments: [coll])
-                .compactMap { row in
-                    guard let pk = ShadowHashing.primaryKey([UInt8](row["pk"] as Data), isInt: isInt) else {
-                        return nil
-                    }
-                    return DeletedKey(pk: pk, ts: UInt64(bitPattern: row["ts"]))
-                }
+                .compactMap { Self.deletedKey($0, isInt: isInt) }
         }
     }
 
@@ -406,16 +416,20 @@ extension ShadowStore {
     public func expectedCount(collectionID: Int64, at timestamp: UInt64) throws -> Int64 {
         try writer.read { db in
             guard let (coll, _) = try local(db, collectionID) else { return 0 }
-            let t = Int64(bitPattern: timestamp)
-            let live =
-                try Int64.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t]) ?? 0
-            let deletedAfter =
-                try Int64.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
-                    arguments: [coll, t, t]) ?? 0
-            return live + deletedAfter
+            return try Self.expectedCount(db, coll: coll, t: Int64(bitPattern: timestamp))
         }
+    }
+
+    /// Row versions live at `t` (those deleted after `t` included), duplicates counted.
+    static func expectedCount(_ db: Database, coll: Int64, t: Int64) throws -> Int64 {
+        let live =
+            try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM rows WHERE coll = ? AND ts <= ?", arguments: [coll, t])
+            ?? 0
+        let deletedAfter =
+            try Int64.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM deleted_rows WHERE coll = ? AND ts <= ? AND deleted_ts > ?",
+                arguments: [coll, t, t]) ?? 0
+        return live + deletedAfter
     }
 
     /// A round that failed as a whole (Kafka or Milvus unreachable): kept as the latest round.

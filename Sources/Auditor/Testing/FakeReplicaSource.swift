@@ -31,6 +31,10 @@ public final class FakeReplicaSource: ReplicaSource {
     public let vchannel: String
     public let scripts: [Int64: Script]
     private let calls = Mutex<[String: Int]>([:])
+    private let readRanges = Mutex<[Int64: [PKRange]]>([:])
+
+    /// The pk ranges asked of a replica (row reads), in order.
+    public func ranges(replica: Int64) -> [PKRange] { readRanges.withLock { $0[replica] ?? [] } }
 
     /// What listing the replicas throws, if anything (e.g. Milvus's "replica not found" for a collection
     /// that is not loaded).
@@ -81,19 +85,21 @@ public final class FakeReplicaSource: ReplicaSource {
 
     public func rows(
         shard: ReplicaInfo.Shard, collectionID: Int64, pkFieldID: Int64, pkIsInt: Bool, timestamp: UInt64,
-        pageSize: Int, timeout: Duration
+        range: PKRange, pageSize: Int, timeout: Duration
     ) async throws -> [ReplicaRow] {
         let id = shard.leaderID / 10
-        return try scripts[id]!.rows(next("data\(id)")).map { ReplicaRow(pk: $0.pk, ts: $0.ts) }  // pk mode: no hash
+        readRanges.withLock { $0[id, default: []].append(range) }
+        return try scripts[id]!.rows(next("data\(id)")).filter { range.contains($0.pk) }
+            .map { ReplicaRow(pk: $0.pk, ts: $0.ts) }  // pk mode: no hash
     }
 
     public func fullRows(
-        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, after: PrimaryKey?,
+        shard: ReplicaInfo.Shard, schema: CollectionSchemaInfo, timestamp: UInt64, range: PKRange, after: PrimaryKey?,
         maxRows: Int?, pageSize: Int, timeout: Duration
     ) async throws -> [HashedRow] {
         let id = shard.leaderID / 10
         let rows = try scripts[id]!.rows(next("data\(id)")).sorted { $0.pk < $1.pk }
-            .filter { row in after.map { row.pk > $0 } ?? true }
+            .filter { row in range.contains(row.pk) && (after.map { row.pk > $0 } ?? true) }
         return rows.prefix(maxRows ?? rows.count).map { HashedRow(pk: $0.pk, ts: $0.ts, rowHash: $0.rowHash ?? 0) }
     }
 }
