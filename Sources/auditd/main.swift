@@ -341,6 +341,12 @@ struct Audit: AsyncParsableCommand {
     )
     var readConcurrency: Int?
 
+    @Option(
+        help:
+            "Row versions compared at once: a collection is read and compared one pk range of this size after another (config: window-rows)."
+    )
+    var windowRows: Int?
+
     @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
     var collection: [String] = []
 
@@ -353,7 +359,7 @@ struct Audit: AsyncParsableCommand {
             "audit-interval": interval.map(String.init), "settle": settle.map(String.init),
             "catchup-bound": catchupBound.map(String.init), "watch-limit": watchLimit.map(String.init),
             "unreachable-grace": unreachableGrace.map(String.init), "mode": mode,
-            "read-concurrency": readConcurrency.map(String.init),
+            "read-concurrency": readConcurrency.map(String.init), "window-rows": windowRows.map(String.init),
         ]
     }
 
@@ -437,6 +443,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Shard reads at once per collection.")
     var readConcurrency: Int?
 
+    @Option(help: "Row versions compared at once (one pk range after another).")
+    var windowRows: Int?
+
     @Option(help: "Audit only this collection (name or id; repeatable). Default: every loaded collection.")
     var collection: [String] = []
 
@@ -448,7 +457,7 @@ struct Serve: AsyncParsableCommand {
             "watch-restarts": watchRestarts, "settle": settle.map(String.init),
             "catchup-bound": catchupBound.map(String.init), "watch-limit": watchLimit.map(String.init),
             "unreachable-grace": unreachableGrace.map(String.init),
-            "read-concurrency": readConcurrency.map(String.init),
+            "read-concurrency": readConcurrency.map(String.init), "window-rows": windowRows.map(String.init),
         ]
     }
 

@@ -28,6 +28,8 @@ public struct Settings: Sendable, Equatable {
     public var auditInterval = Duration.seconds(60)
     public var mode = AuditMode.pk
     public var readConcurrency = 4
+    /// Row versions compared at once (the round's memory: about 200 bytes per row and replica).
+    public var windowRows = 50_000
     // serve
     /// HTTP listen address (HOST:PORT; port 0 picks a free one).
     public var listenHost = "127.0.0.1"
@@ -50,7 +52,7 @@ public struct Settings: Sendable, Equatable {
     public static let keys: Set<String> = [
         "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
         "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root", "mode", "read-concurrency",
-        "listen", "full-interval", "full-sample", "alertmanager", "kafka-retention", "ready-lag", "watch-restarts",
+        "window-rows", "listen", "full-interval", "full-sample", "alertmanager", "kafka-retention", "ready-lag", "watch-restarts",
     ]
 
     public static func environmentName(_ key: String) -> String {
@@ -102,6 +104,10 @@ public struct Settings: Sendable, Equatable {
         if let v = sources.value("read-concurrency") {
             guard let n = Int(v.text), n >= 1 else { throw v.invalid("is not a whole number of at least 1") }
             s.readConcurrency = n
+        }
+        if let v = sources.value("window-rows") {
+            guard let n = Int(v.text), n >= 1 else { throw v.invalid("is not a whole number of at least 1") }
+            s.windowRows = n
         }
         if let v = sources.value("listen") {
             guard let colon = v.text.lastIndex(of: ":"), let port = Int(v.text[v.text.index(after: colon)...]),
@@ -187,6 +193,7 @@ public struct Settings: Sendable, Equatable {
             settle: settle, watchLimit: watchLimit, unreachableGrace: unreachableGrace, catchupBound: catchupBound)
         policy.mode = mode
         policy.readConcurrency = readConcurrency
+        policy.windowRows = windowRows
         return policy
     }
 
