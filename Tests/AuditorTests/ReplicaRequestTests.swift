@@ -104,7 +104,9 @@ struct ReplicaRequestTests {
         #expect(first.lowerInclusive && !first.upperInclusive)
         #expect(first.lowerValue.stringVal == "b" && first.upperValue.stringVal == "d")
         #expect(first.columnInfo.isPrimaryKey && first.columnInfo.fieldID == 100)
-        guard case .binaryRangeExpr(let next)? = try predicate(.string("c"), PKRange(lower: .string("b"), upper: .string("d")))
+        guard
+            case .binaryRangeExpr(let next)? = try predicate(
+                .string("c"), PKRange(lower: .string("b"), upper: .string("d")))
         else {
             Issue.record("not a binary range")
             return

@@ -134,7 +134,8 @@ extension Application {
             var expected = try await store.perform { store in
                 var expected = ExpectedCollection(
                     collectionID: id, name: collection.name, pkFieldID: pk.id, pkIsInt: pk.type == .int64,
-                    vchannels: schema.virtualChannels, timestamp: t, view: try store.expectedView(collectionID: id, at: t),
+                    vchannels: schema.virtualChannels, timestamp: t,
+                    view: try store.expectedView(collectionID: id, at: t),
                     buckets: try store.buckets(collectionID: id).hashes.count,
                     firstSeen: try store.openFindingsFirstSeen(collectionID: id))
                 expected.lastLeaders = try store.replicaTopology(collectionID: id)

@@ -52,7 +52,8 @@ public struct Settings: Sendable, Equatable {
     public static let keys: Set<String> = [
         "brokers", "topic-prefix", "state", "log-level", "milvus", "kafka-property", "settle", "catchup-bound",
         "watch-limit", "audit-interval", "unreachable-grace", "etcd", "etcd-root", "mode", "read-concurrency",
-        "window-rows", "listen", "full-interval", "full-sample", "alertmanager", "kafka-retention", "ready-lag", "watch-restarts",
+        "window-rows", "listen", "full-interval", "full-sample", "alertmanager", "kafka-retention", "ready-lag",
+        "watch-restarts",
     ]
 
     public static func environmentName(_ key: String) -> String {

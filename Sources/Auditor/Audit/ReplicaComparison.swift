@@ -95,7 +95,8 @@ public enum ReplicaComparison {
             timestamp: timestamp, shadowRows: shadowRows, tombstones: tombstones, served: replica.rows)
         return found.findings(
             collectionID: collectionID, timestamp: timestamp, replica: replica,
-            expectedCount: totals?.expected ?? newest(shadowRows.lazy.filter { $0.ts <= timestamp }.map { ($0.pk, $0.ts) }).count,
+            expectedCount: totals?.expected
+                ?? newest(shadowRows.lazy.filter { $0.ts <= timestamp }.map { ($0.pk, $0.ts) }).count,
             servedCount: totals?.served ?? Set(replica.rows.map(\.pk)).count)
     }
 

@@ -85,35 +85,35 @@ public final class StoredExpected: ExpectedView {
         self.timestamp = timestamp
     }
 
-    func read<T: Sendable>(_ body: @escaping @Sendable (Database, Int64) throws -> T, empty: T) async throws -> T {
-        guard let coll else { return empty }
+    /// `body` with the snapshot and the collection's local id; `unknown` if the shadow never saw the collection.
+    func read<T: Sendable>(unknown: T, _ body: @escaping @Sendable (Database, Int64) throws -> T) async throws -> T {
+        guard let coll else { return unknown }
         let reader = self.reader
         return try await store.perform { _ in try reader.read { db in try body(db, coll) } }
     }
 
     public func windows(rows size: Int) async throws -> [PKRange] {
         let isInt = self.isInt
-        let boundaries: [PrimaryKey] = try await read({ db, coll in
+        let boundaries: [PrimaryKey] = try await read(unknown: []) { db, coll in
             // One pass over the pk index; only the boundaries are kept.
-            let keys = try Data.fetchCursor(db, sql: "SELECT pk FROM rows WHERE coll = ? ORDER BY pk", arguments: [coll])
+            let sql = "SELECT pk FROM rows WHERE coll = ? ORDER BY pk"
+            let keys = try Data.fetchCursor(db, sql: sql, arguments: [coll])
             return try windowBoundaries(rows: size) { try keys.next() }
                 .compactMap { ShadowHashing.primaryKey([UInt8]($0), isInt: isInt) }
-        }, empty: [])
+        }
         return PKRange.split(at: boundaries)
     }
 
     public func window(_ range: PKRange) async throws -> ExpectedWindow {
         let (isInt, t) = (self.isInt, Int64(bitPattern: timestamp))
-        return try await read({ db, coll in
+        return try await read(unknown: ExpectedWindow(rows: [], tombstones: [])) { db, coll in
             try ShadowStore.expected(db, coll: coll, isInt: isInt, t: t, range: range)
-        }, empty: ExpectedWindow(rows: [], tombstones: []))
+        }
     }
 
     public func versionCount() async throws -> Int64 {
         let t = Int64(bitPattern: timestamp)
-        return try await read({ db, coll in
-            try ShadowStore.expectedCount(db, coll: coll, t: t)
-        }, empty: 0)
+        return try await read(unknown: 0) { db, coll in try ShadowStore.expectedCount(db, coll: coll, t: t) }
     }
 }
 
