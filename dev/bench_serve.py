@@ -116,6 +116,7 @@ def main():
     p.add_argument("--rows", type=int, default=1000000)
     p.add_argument("--name", default="bench_serve")
     p.add_argument("--keep", action="store_true", help="reuse the collection if it exists")
+    p.add_argument("--serve-arg", action="append", default=[], help="an extra argument of `auditd serve` (repeatable)")
     p.add_argument("--memory-only", action="store_true", help="only part 1: memory, idle CPU, scrape")
     args = p.parse_args()
     connections.connect(uri="http://127.0.0.1:19530")
@@ -129,7 +130,7 @@ def main():
     # 1. a round's peak memory, the idle RSS after it, idle CPU, scrape time
     # The first round runs 5 s after start, on what is ingested by then; the second (after the interval) on
     # the whole collection: its peak is the one that counts.
-    serve = Serve(args.auditd, port, "--audit-interval", "150", "--collection", args.name)
+    serve = Serve(args.auditd, port, "--audit-interval", "150", "--collection", args.name, *args.serve_arg)
     serve.wait(lambda: serve.caught_up(args.rows), 900)
     _, rss_ingested, hwm_ingest = proc(serve.process.pid)
     results["ingest_done_s"] = round(time.time() - serve.started, 1)

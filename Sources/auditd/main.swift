@@ -69,6 +69,7 @@ struct Auditd: AsyncParsableCommand {
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
     static func main() async {
+        ProcessMemory.limitArenas(2)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

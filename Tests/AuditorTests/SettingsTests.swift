@@ -73,6 +73,7 @@ struct SettingsTests {
             (["settle": "-1"], [:], "--settle: '-1' is not a number of seconds"),
             (["mode": "fast"], [:], "--mode: 'fast' is not one of pk, full, sample"),
             (["read-concurrency": "0"], [:], "--read-concurrency: '0' is not a whole number of at least 1"),
+            ([:], ["AUDITD_WINDOW_ROWS": "lots"], "AUDITD_WINDOW_ROWS: 'lots' is not a whole number of at least 1"),
             (["listen": "9187"], [:], "--listen: '9187' is not HOST:PORT"),
             (
                 [:], ["AUDITD_FULL_SAMPLE": "1"],
@@ -129,11 +130,12 @@ struct SettingsTests {
         let s = try Settings.resolve(
             flags: [
                 "settle": "2", "watch-limit": "30", "unreachable-grace": "5", "catchup-bound": "90", "mode": "sample",
-                "read-concurrency": "2",
+                "read-concurrency": "2", "window-rows": "5000",
             ])
         let policy = s.auditPolicy
         #expect(policy.settle == .seconds(2) && policy.watchLimit == .seconds(30))
         #expect(policy.unreachableGrace == .seconds(5) && policy.catchupBound == .seconds(90))
-        #expect(policy.mode == .sample && policy.readConcurrency == 2)
+        #expect(policy.mode == .sample && policy.readConcurrency == 2 && policy.windowRows == 5000)
+        #expect(try Settings.resolve(flags: [:]).auditPolicy.windowRows == 20_000)
     }
 }

@@ -137,9 +137,9 @@ def test_a_shard_larger_than_any_page_is_read_whole_in_pk_and_full_mode(tmp_path
                       rng.standard_normal((10000, 8), dtype=np.float32)])
         time.sleep(1)
         state = tmp_path / "state"
-        # pk and full mode in ranges of 50,000 (the default: 2 ranges), pk mode in ranges of 7,000 (9 ranges,
-        # each read in pages bounded by the range's ends)
-        for mode, window in (("pk", "50000"), ("full", "50000"), ("pk", "7000")):
+        # pk and full mode in ranges of 20,000 (the default: 3 ranges), pk mode in ranges of 7,000 (9 ranges),
+        # each read in pages bounded by the range's ends
+        for mode, window in (("pk", "20000"), ("full", "20000"), ("pk", "7000")):
             done = subprocess.run([AUDITD, "audit", "--once", "--mode", mode, "--settle", "1", "--json",
                                    "--window-rows", window, "--collection", name, "--state", str(state)],
                                   capture_output=True, text=True, timeout=600)

@@ -10,12 +10,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-#if canImport(Glibc)
-    /// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module).
-    @_silgen_name("malloc_trim")
-    private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
-
 /// Where QueryNode sessions come from: Milvus's etcd (`MilvusEtcd`) or a test double.
 public protocol SessionFeed: Sendable {
     /// The live QueryNodes and the revision they were read at.
@@ -72,6 +66,8 @@ final class ServeContext: Sendable {
         var lastRound: RoundOutcome?
         var lastFullMs: Int64 = 0
         var lastStats = ShadowIngester.Stats()
+        /// Records were ingested since the allocator last returned freed pages.
+        var ingestedSinceTrim = false
         var lag: [String: LagEvaluation] = [:]
         var milvusLag: [String: LagEvaluation] = [:]
         var alerts: [String: AlertmanagerPusher.Alert] = [:]
@@ -165,11 +161,16 @@ struct IngestService: Service {
 
     /// Counter deltas since the last progress report (a restarted ingest starts its counters over).
     func noteProgress(_ stats: ShadowIngester.Stats) {
-        let last = context.status.withLock { status in
+        let (last, burstEnded) = context.status.withLock { status in
             let last = status.lastStats
             status.lastStats = stats
-            return last
+            // data, not time ticks (those keep arriving on an idle log)
+            let reading = stats.insertedRows + stats.deletedKeys != last.insertedRows + last.deletedKeys
+            defer { status.ingestedSinceTrim = reading }
+            return (last, status.ingestedSinceTrim && !reading)
         }
+        // A burst of records (a backlog, a bulk insert) is over: give the pages it freed back, as a round does.
+        if burstEnded { ProcessMemory.trim() }
         let base = stats.records >= last.records ? last : ShadowIngester.Stats()
         context.metrics.ingested(
             records: Int64(stats.records - base.records), inserted: Int64(stats.insertedRows - base.insertedRows),
@@ -243,10 +244,8 @@ struct AuditService: Service {
         let summary = await context.refreshMetrics()
         context.metrics.roundFinished(outcome)
         if let summary { await pushAlerts(summary) }
-        // A round holds the collection's rows while it compares; give the freed pages back between rounds.
-        #if canImport(Glibc)
-            _ = glibcMallocTrim(0)
-        #endif
+        // A round holds one pk range's rows at a time; give the freed pages back between rounds.
+        ProcessMemory.trim()
     }
 
     /// Pushes the confirmed findings of `summary` (the one the metrics were just refreshed from).

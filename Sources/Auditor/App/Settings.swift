@@ -28,8 +28,8 @@ public struct Settings: Sendable, Equatable {
     public var auditInterval = Duration.seconds(60)
     public var mode = AuditMode.pk
     public var readConcurrency = 4
-    /// Row versions compared at once (the round's memory: about 200 bytes per row and replica).
-    public var windowRows = 50_000
+    /// Row versions compared at once: bounds a round's memory (docs/benchmarks.md, sidecar budgets).
+    public var windowRows = 20_000
     // serve
     /// HTTP listen address (HOST:PORT; port 0 picks a free one).
     public var listenHost = "127.0.0.1"

@@ -28,7 +28,7 @@ public struct AuditPolicy: Sendable {
     /// Row versions compared at once: a collection is read and compared one pk range of about this many rows
     /// after another (every replica's shards for the range, then the next), so a round's memory is bounded by
     /// a range, not by the collection.
-    public var windowRows = 50_000
+    public var windowRows = 20_000
 
     public init(
         settle: Duration = .seconds(10), readTimeout: Duration = .seconds(10), watchLimit: Duration = .seconds(60),

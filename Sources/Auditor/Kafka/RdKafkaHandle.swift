@@ -131,17 +131,24 @@ final class RdKafkaHandle: @unchecked Sendable {
     }
 
     /// Blocks up to `timeoutMs`: one batch from the consumer queue, bytes copied out before destroy.
-    func consumeBatch(max: Int, timeoutMs: Int32) -> [KafkaEvent] {
+    /// Up to `max` messages and about `maxBytes` of payload (at least one message): waits up to `timeoutMs`
+    /// for the first, then takes what is queued without waiting.
+    func consumeBatch(max: Int, maxBytes: Int = .max, timeoutMs: Int32) -> [KafkaEvent] {
         guard let consumerQueue, max > 0 else { return [] }
         var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: max)
         // consume_batch_queue waits until `max` messages or the timeout: wait for the first message
-        // only, then take whatever else is queued without waiting.
+        // only, then take one queued message after another until the count or the bytes are reached.
         let count = messages.withUnsafeMutableBufferPointer { buffer -> Int in
             guard let base = buffer.baseAddress else { return 0 }
             let first = rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), base, 1)
-            guard first == 1, max > 1 else { return first }
-            let rest = rd_kafka_consume_batch_queue(consumerQueue, 0, base + 1, max - 1)
-            return rest < 0 ? 1 : 1 + rest
+            guard first == 1 else { return first }
+            var taken = 1
+            var bytes = base.pointee?.pointee.len ?? 0
+            while taken < max, bytes < maxBytes, rd_kafka_consume_batch_queue(consumerQueue, 0, base + taken, 1) == 1 {
+                bytes += base[taken]?.pointee.len ?? 0
+                taken += 1
+            }
+            return taken
         }
         if count < 0 {
             return [.error(KafkaError.from(code: rd_kafka_last_error()))]
