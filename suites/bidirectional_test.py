@@ -30,7 +30,8 @@ class Records:
         self.rng = random.Random(ctx.seed)
         self.nprng = np.random.default_rng(ctx.seed)
         self.written = 0
-        self.insert(rows)
+        if rows:
+            self.insert(rows)
         self.id = self.collection.describe()["collection_id"]
 
     def insert(self, n, prefix=None):
