@@ -103,7 +103,10 @@ def one_down(ctx, t, records, auditor, down, up):
         assert verdict.kinds() == ["replica_unavailable"], verdict
         assert verdict.names_node_port(verdict.open[0], port), "the finding names another node: %s" % (
             verdict.open[0].get("leaders"))
-        assert verdict.coverage.get("replicas") == 1, verdict.coverage
+        # the other replica read whole: every row written so far, once
+        assert verdict.coverage.get("replicas") == 1 and verdict.coverage.get("rows") == records.written, (
+            verdict.coverage)
+        assert not verdict.data, verdict
     return verdict
 
 
