@@ -26,32 +26,27 @@ def _varint(n):
             return bytes(out)
 
 
+def _read_varint(data, i):
+    value, shift = 0, 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
 def _status(data):
     """common.Status → (error_code, reason, code)."""
     fields, i = {}, 0
     while i < len(data):
-        key = data[i]
+        number, wire = data[i] >> 3, data[i] & 7
         i += 1
-        number, wire = key >> 3, key & 7
         if wire == 0:
-            value, shift = 0, 0
-            while True:
-                b = data[i]
-                i += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-            fields[number] = value
+            fields[number], i = _read_varint(data, i)
         elif wire == 2:
-            length, shift = 0, 0
-            while True:
-                b = data[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            length, i = _read_varint(data, i)
             fields[number] = data[i:i + length].decode(errors="replace")
             i += length
         else:
