@@ -29,7 +29,7 @@ SUITES = ["replication_test", "bidirectional_test", "failover_test", "performanc
           "consistency_test"]
 
 # --quick: the essential subset, under 5 minutes here
-QUICK = ["replication_test", "bidirectional_test"]
+QUICK = ["replication_test", "bidirectional_test", "performance_test", "consistency_test"]
 
 
 class Context:
