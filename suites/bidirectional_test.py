@@ -165,11 +165,7 @@ def bidirectional(ctx, t):
             s.verdict = verdict.as_dict()
             assert verdict.clean, verdict
     finally:
-        for node in QUERYNODES:
-            try:
-                ctx.cluster.start(node)  # leave the cluster whole
-            except Exception:
-                pass
+        ctx.cluster.restore(QUERYNODES)  # leave the cluster whole
         records.drop()
 
 

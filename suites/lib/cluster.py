@@ -43,6 +43,14 @@ class Cluster:
     def thaw(self, role):
         self.control("thaw", role)
 
+    def restore(self, roles):
+        """Best effort after a test, whatever it left behind: every role in `roles` started (running is fine)."""
+        for role in roles:
+            try:
+                self.start(role)
+            except Exception:
+                pass
+
     def pid(self, role):
         """The role's process id where it is a process on this machine (resource and network faults)."""
         return None
@@ -75,6 +83,14 @@ class LocalCluster(Cluster):
         import json
         done = subprocess.run([self.script, "status", "--json"], capture_output=True, text=True, timeout=60)
         return json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
+
+    def restore(self, roles):
+        """Best effort after a test, whatever it left behind: every role in `roles` started (running is fine)."""
+        for role in roles:
+            try:
+                self.start(role)
+            except Exception:
+                pass
 
     def pid(self, role):
         for entry in self.status():

@@ -76,14 +76,12 @@ public struct InMemoryExpected: ExpectedView {
 /// running back to back).
 public final class StoredExpected: ExpectedView {
     let store: ShadowStore
-    let reader: any DatabaseReader
     let coll: Int64?
     let isInt: Bool
     let timestamp: UInt64
 
-    init(store: ShadowStore, reader: any DatabaseReader, coll: Int64?, isInt: Bool, timestamp: UInt64) {
+    init(store: ShadowStore, coll: Int64?, isInt: Bool, timestamp: UInt64) {
         self.store = store
-        self.reader = reader
         self.coll = coll
         self.isInt = isInt
         self.timestamp = timestamp
@@ -92,8 +90,7 @@ public final class StoredExpected: ExpectedView {
     /// `body` in one read transaction with the collection's local id; `unknown` if the shadow never saw the collection.
     func read<T: Sendable>(unknown: T, _ body: @escaping @Sendable (Database, Int64) throws -> T) async throws -> T {
         guard let coll else { return unknown }
-        let reader = self.reader
-        return try await store.perform { _ in try reader.read { db in try body(db, coll) } }
+        return try await store.perform { store in try store.writer.read { db in try body(db, coll) } }
     }
 
     public func windows(rows size: Int) async throws -> [PKRange] {
@@ -126,6 +123,6 @@ extension ShadowStore {
     public func expectedView(collectionID: Int64, at timestamp: UInt64) throws -> StoredExpected {
         let local = try writer.read { db in try self.local(db, collectionID) }
         return StoredExpected(
-            store: self, reader: writer, coll: local?.id, isInt: local?.pkIsInt ?? false, timestamp: timestamp)
+            store: self, coll: local?.id, isInt: local?.pkIsInt ?? false, timestamp: timestamp)
     }
 }
