@@ -10,7 +10,24 @@ import time
 import numpy as np
 
 import workload
-from bidirectional_test import Records
+from bidirectional_test import Records, skipped_without_control
+from lib import faults
+from lib.report import Skip
+
+# (recipe number, what is done, the function); the broker wipe (recipes 4 and 5) runs last: it restarts the
+# cluster from empty (Milvus waits silently after a wipe until the new log passes its old offsets — seconds on a
+# young cluster, many minutes on one that ran a while)
+RECIPES = [
+    (1, "a sealed segment's delta_log overwritten, querynode1 restarted: its deletes come back on that replica",
+     faults.recipe_overwritten_delta_log),
+    (2, "a sealed segment's insert_log overwritten, querynode1 restarted: its rows missing on that replica",
+     faults.recipe_overwritten_insert_log),
+    (3, "a sealed segment's insert_log removed, querynode1 restarted: that replica never completes",
+     faults.recipe_missing_insert_log),
+    (6, "recipe 1, then a compaction: the wrong deletes on both replicas, permanently",
+     faults.recipe_compacted_wrong_delta_log),
+]
+QUICK_RECIPES = {1}
 
 
 def shadow_rows(ctx, auditor, collection_id):
@@ -103,5 +120,58 @@ def consistency(ctx, t):
         records.drop()
 
 
+def storage_faults_possible(ctx, t):
+    """Storage recipes change segment files: they need the local cluster's shared storage directory."""
+    if skipped_without_control(ctx, t):
+        return False
+    if ctx.cluster.kind != "local":
+        with t.step("storage faults"):
+            raise Skip("the storage recipes edit segment files: local cluster only")
+        return False
+    return True
+
+
+def data_loss_detection(ctx, t, number, what, recipe):
+    if not storage_faults_possible(ctx, t):
+        return
+    auditor = ctx.auditor("recipe%d" % number)
+    c = faults.SegmentedCollection(ctx.prefix + "recipe%d" % number, ctx.cluster.milvus, ctx.cluster.etcd)
+    try:
+        with t.step("data-loss detection, recipe %d: %s" % (number, what)) as s:
+            s.measured.update(recipe(c, lambda *extra: auditor.audit(c.name, *extra, collection_id=c.id).triple(),
+                                     ctx.cluster.control, ctx.work))
+    finally:
+        c.drop()
+        ctx.cluster.restore(["querynode1"])
+
+
+def broker_wipe_detection(ctx, t):
+    if not storage_faults_possible(ctx, t):
+        return
+    with t.step("a fresh cluster (after a wipe Milvus waits until the new log passes its old offsets)"):
+        ctx.cluster.fresh()
+    auditor = ctx.auditor("broker-wipe")
+    healed = faults.SegmentedCollection(ctx.prefix + "wipe_flushed", ctx.cluster.milvus, ctx.cluster.etcd)
+    lost = faults.SegmentedCollection(ctx.prefix + "wipe_lost", ctx.cluster.milvus, ctx.cluster.etcd)
+    try:
+        with t.step("data-loss detection, recipes 4 and 5: the broker's log wiped with rows unflushed, querynode1 "
+                    "restarted (missing on that replica, healed by a flush); then the DataNode killed before a flush "
+                    "(missing on both replicas)") as s:
+            def audit(names, *extra):
+                more = [a for n in names[1:] for a in ("--collection", n)]
+                return auditor.audit(names[0], *more, *extra).triple()
+            s.measured.update(faults.recipe_broker_wipe(healed, lost, audit, ctx.cluster.control))
+    finally:
+        healed.drop()
+        lost.drop()
+        ctx.cluster.restore(["kafka", "datanode", "querynode1"])
+
+
 def run(ctx):
     ctx.test("consistency_test", "integrity_concurrency_atomicity_checksums", lambda t: consistency(ctx, t))
+    for number, what, recipe in RECIPES:
+        if not ctx.quick or number in QUICK_RECIPES:
+            ctx.test("consistency_test", "data_loss_detection_recipe_%d" % number,
+                     lambda t: data_loss_detection(ctx, t, number, what, recipe))
+    if not ctx.quick:
+        ctx.test("consistency_test", "data_loss_detection_broker_wipe", lambda t: broker_wipe_detection(ctx, t))

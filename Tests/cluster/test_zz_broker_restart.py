@@ -55,7 +55,7 @@ def test_broker_wipe_loses_unflushed_rows_on_a_restarted_replica_and_everywhere_
     are gone from both replicas — a loss only a tap of the log can see."""
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from test_faults import SegmentedCollection, audit, on_querynode1, replica_findings, restart_querynode1
+    from test_faults import SegmentedCollection, audit, cluster, faults
 
     # A fresh cluster: after a wipe, Milvus's consumers wait silently until the new log grows past the
     # offsets they had (fault-injection.md). On a cluster that has run for a while (time ticks on every
@@ -65,68 +65,12 @@ def test_broker_wipe_loses_unflushed_rows_on_a_restarted_replica_and_everywhere_
     subprocess.run([CLUSTER, "up"], check=True, capture_output=True)
 
     healed, lost = SegmentedCollection("it_wipe_flushed"), SegmentedCollection("it_wipe_lost")
+    state = tmp_path / "state"
     try:
-        rows = {healed.name: healed.insert("u", 60), lost.name: lost.insert("u", 60)}  # never flushed
-        healed.wait_serving()
-        lost.wait_serving()
-        time.sleep(1.5)
-        state = tmp_path / "state"
-        both = ["--collection", lost.name]
-        code, report, err = audit(state, healed.name, *both)
-        assert code == 0 and replica_findings(report) == [], err[-2000:]
-
-        subprocess.run([CLUSTER, "restart", "kafka"], check=True, capture_output=True)  # the log is gone
-        restart_querynode1()
-
-        def missing(report, name_id):
-            return [f for f in replica_findings(report, "confirmed") if f["kind"] == "missing"
-                    and f["collection"] == name_id]
-
-        # (c) the restarted replica (querynode1) lacks exactly the unflushed rows of both collections
-        started = time.time()
-        deadline = time.time() + 240
-        while True:
-            code, report, err = audit(state, healed.name, *both, "--watch-limit", "60")
-            found = {c.name: missing(report, c.id) for c in (healed, lost)}
-            if all(len(f) == 1 for f in found.values()) or time.time() > deadline:
-                break
-            time.sleep(5)
-        assert code == 1, err[-3000:]
-        for c in (healed, lost):
-            assert len(found[c.name]) == 1 and on_querynode1(found[c.name][0]), (found, err[-2000:])
-            assert found[c.name][0]["pk_count"] == 60 and set(found[c.name][0]["pks"]) <= set(rows[c.name])
-        assert {f["kind"] for f in report["findings"] if f["replica"] is None} >= {"log_regression"}
-
-        print("(c) missing confirmed %.0f s after the wipe" % (time.time() - started))
-        # a flush heals the first collection (the DataNode still held the rows)
-        started = time.time()
-        healed.flush()
-        deadline = time.time() + 180
-        while True:
-            code, report, err = audit(state, healed.name, "--watch-limit", "60")
-            states = [f["state"] for f in replica_findings(report) if f["kind"] == "missing"
-                      and f["collection"] == healed.id]
-            if states == ["resolved"] or time.time() > deadline:
-                break
-            time.sleep(5)
-        assert states == ["resolved"], (report["findings"], err[-2000:])
-
-        print("(c) resolved %.0f s after the flush" % (time.time() - started))
-        # (d) the DataNode dies before the second collection is flushed: its rows are lost on both replicas
-        started = time.time()
-        subprocess.run([CLUSTER, "kill", "datanode"], check=True, capture_output=True)
-        time.sleep(1.5)
-        subprocess.run([CLUSTER, "start", "datanode"], check=True, capture_output=True)
-        deadline = time.time() + 240
-        while True:
-            code, report, err = audit(state, lost.name, "--watch-limit", "60")
-            gone = missing(report, lost.id)
-            if len(gone) == 2 or time.time() > deadline:
-                break
-            time.sleep(5)
-        assert len(gone) == 2 and len({f["replica"] for f in gone}) == 2, (report["findings"], err[-2000:])
-        assert all(f["pk_count"] == 60 and set(f["pks"]) <= set(rows[lost.name]) for f in gone)
-        print("(d) missing on both replicas %.0f s after the DataNode was killed" % (time.time() - started))
+        measured = faults.recipe_broker_wipe(
+            healed, lost, lambda names, *extra: audit(state, names[0], *[a for n in names[1:] for a in ("--collection", n)], *extra),
+            cluster)
+        print(measured)
     finally:
         healed.drop()
         lost.drop()

@@ -36,6 +36,10 @@ class Verdict:
     def clean(self):
         return self.exit == 0 and not self.open
 
+    def triple(self):
+        """(exit, report, stderr), the form the fault recipes (lib/faults.py) judge."""
+        return self.exit, self.report, self.stderr
+
     def catchups(self):
         return [f for f in self.findings if f["kind"] == "catchup_unfinished"]
 

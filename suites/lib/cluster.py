@@ -51,6 +51,9 @@ class Cluster:
             except Exception:
                 pass
 
+    def fresh(self):
+        raise ControlUnavailable("%s cluster: no way to start it from empty state here" % self.kind)
+
     def pid(self, role):
         """The role's process id where it is a process on this machine (resource and network faults)."""
         return None
@@ -84,13 +87,12 @@ class LocalCluster(Cluster):
         done = subprocess.run([self.script, "status", "--json"], capture_output=True, text=True, timeout=60)
         return json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
 
-    def restore(self, roles):
-        """Best effort after a test, whatever it left behind: every role in `roles` started (running is fine)."""
-        for role in roles:
-            try:
-                self.start(role)
-            except Exception:
-                pass
+    def fresh(self):
+        """The whole cluster stopped and started again from empty state (the broker's log is in memory)."""
+        for action in ("down", "up"):
+            done = subprocess.run([self.script, action], capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError("dev/cluster %s: %s" % (action, (done.stderr or done.stdout).strip()[-500:]))
 
     def pid(self, role):
         for entry in self.status():
