@@ -217,6 +217,32 @@ struct ShadowTests {
         #expect(try store.summary().collections.first?.state == "dropped")
     }
 
+    @Test func droppingACollectionResolvesItsOpenReplicaFindings() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1, 2], ts: 10)
+        w.tick(20)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        let unavailable = ReplicaFinding(
+            kind: .replicaUnavailable, collectionID: 4455, replicaID: 2, nodeIDs: [20], pks: [], pkCount: 0,
+            timestamp: 20, evidence: "replica cannot be asked")
+        let other = ReplicaFinding(
+            kind: .missing, collectionID: 77, replicaID: 3, nodeIDs: [30], pks: [.int(1)], pkCount: 1, timestamp: 20,
+            evidence: "x")
+        let round = RoundOutcome(startedMs: 1, finishedMs: 1, mode: .pk, collections: [], confirmed: 1)
+        try store.recordAudit(
+            findings: [AuditRecord(unavailable, .suspected), AuditRecord(other, .confirmed)], coverage: [],
+            round: round, nowMs: 1)
+        w.dropCollection(ts: 40 << 18)
+        w.tick(50 << 18)
+        try await ingest(log, into: store)
+        let findings = try store.summary().findings
+        let dropped = try #require(findings.first { $0.collectionID == 4455 })
+        #expect(dropped.state == .resolved && dropped.resolvedMs == 40 && dropped.detail.hasSuffix("collection dropped"))
+        #expect(findings.first { $0.collectionID == 77 }?.state == .confirmed)  // another collection's stays open
+    }
+
     @Test func recordsWaitForTheirTimeTick() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

@@ -152,6 +152,14 @@ struct Applier {
         try db.execute(sql: "DELETE FROM rows WHERE coll = ?", arguments: [entry.local])
         try db.execute(sql: "DELETE FROM tombstones WHERE coll = ?", arguments: [entry.local])
         try db.execute(sql: "DELETE FROM buckets WHERE coll = ?", arguments: [entry.local])
+        // A dropped collection has no replicas left to be wrong: its open replica findings end with it (at the
+        // drop's physical time), or `report` would page for a collection that no longer exists.
+        try db.execute(
+            sql: """
+                UPDATE findings SET state = 'resolved', resolved_ms = ?, detail = detail || '; collection dropped'
+                WHERE collection_id = ? AND replica_id IS NOT NULL AND state != 'resolved'
+                """,
+            arguments: [Int64(ts >> 18), collectionID])
         cache.buckets[entry.local] = nil
         cache.collections[collectionID]?.live = false
     }
