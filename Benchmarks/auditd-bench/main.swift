@@ -19,6 +19,7 @@ struct Arguments {
     var rounds = 3
     var rows = 200_000
     var prefix = "synth-dml"
+    var jumpMs: Int64 = 0
 
     init() {
         var args = CommandLine.arguments.dropFirst()
@@ -32,6 +33,7 @@ struct Arguments {
             case "--rounds": rounds = Int(value) ?? rounds
             case "--rows": rows = Int(value) ?? rows
             case "--prefix": prefix = value
+            case "--jump-ms": jumpMs = Int64(value) ?? jumpMs
             default:
                 FileHandle.standardError.write(Data("auditd-bench: unknown flag \(flag)\n".utf8))
                 exit(64)
@@ -193,9 +195,11 @@ case "e2e":
     }
     print("records \(last.records), rows \(last.rows), \(String(format: "%.1f", mb)) MB, rounds \(args.rounds)")
 case "synth":
-    // Writes a synthetic Milvus log (see SyntheticLog) to PREFIX_0, PREFIX_1 on the broker.
+    // Writes a synthetic Milvus log (see SyntheticLog) to PREFIX_0, PREFIX_1 on the broker; with --jump-ms N its
+    // hybrid timestamps jump by N ms halfway (clock skew as the log shows it).
     let producer = try KafkaProducer(brokers: args.brokers, properties: ["linger.ms": "5", "batch.num.messages": "1"])
-    let log = SyntheticLog(rows: args.rows, pchannels: 2, seed: 42, topicPrefix: args.prefix)
+    var log = SyntheticLog(rows: args.rows, pchannels: 2, seed: 42, topicPrefix: args.prefix)
+    log.jumpMs = args.jumpMs
     var count = 0
     for record in log.records() {
         try producer.produce(topic: log.topic(record.pchannel), value: record.value, timestampMs: record.timestampMs)

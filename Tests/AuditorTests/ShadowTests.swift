@@ -400,6 +400,29 @@ struct ShadowTests {
         #expect(findings.first?.fromOffset == 2)
     }
 
+    @Test func aStepBackInTheLogsTimeIsOneFindingOverItsRecordsWithItsSize() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        let hour: UInt64 = 3_600_000 << 18
+        w.insert([1], ts: 4 * hour)
+        w.tick(4 * hour + 1)  // offset 1
+        w.insert([2], ts: hour + 5)  // offsets 2-4: three hours back
+        w.insert([3], ts: hour + 6)
+        w.delete([1], ts: hour + 7)
+        w.tick(hour + 8)  // the tick itself goes back too (offset 5), then time goes on from there
+        w.insert([4], ts: hour + 9)
+        w.tick(hour + 10)
+        let store = try ShadowStore.inMemory()
+        try await ingest(log, into: store)
+        let findings = try store.summary().findings
+        #expect(findings.map(\.kind) == [.log(.logRegression)])
+        let finding = try #require(findings.first)
+        #expect(finding.fromOffset == 2 && finding.toOffset == 6)
+        #expect(finding.detail.contains("offsets 2–5") && finding.detail.contains("180.0 min back"))
+        // the records are applied all the same, by their timestamps: the delete, older than pk 1's insert, misses it
+        #expect(try live(store).keys.sorted() == [1, 2, 3, 4])
+    }
+
     @Test func retentionLossIsReported() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

@@ -31,6 +31,9 @@ public final class ShadowIngester {
         var bufferedOffsets: Set<Int64> = []
         var raw: [Int64: [UInt8]] = [:]
         var findings: [LogFinding] = []
+        /// The open regression's first record ts and its largest step back (ms), while records keep going back.
+        var regressionFirstTs: UInt64 = 0
+        var regressionStepMs: Int64 = 0
         /// A replay that must stop exactly where another shadow committed: the offset of the last time
         /// tick to apply (-1: apply nothing). Records after it are not read.
         var stopAfterTick: Int64?
@@ -278,15 +281,30 @@ public final class ShadowIngester {
         default: backwards = message.ts != 0 && message.ts <= channel.checkpoint.tickTs
         }
         if backwards {
-            let finding = LogFinding(
-                kind: .logRegression, pchannel: record.topic, fromOffset: offset, toOffset: offset + 1,
-                detail:
-                    "record at offset \(offset) has ts \(message.ts) <= last time tick \(channel.checkpoint.tickTs): "
-                    + "the log was replaced under auditd's position")
-            channel.findings.append(finding)
-            stats.findings += 1
-            logger.error(
-                "log regression", metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
+            let tick = channel.checkpoint.tickTs
+            let stepMs = Int64(tick >> 18) - Int64(message.ts >> 18)
+            if let last = channel.findings.indices.last, channel.findings[last].kind == .logRegression,
+                channel.findings[last].toOffset == offset, let from = channel.findings[last].fromOffset
+            {
+                // the same step back, record after record: one finding over the offset range
+                channel.findings[last].toOffset = offset + 1
+                channel.findings[last].detail = Self.regressionDetail(
+                    from: from, to: offset, firstTs: channel.regressionFirstTs, tick: tick,
+                    stepMs: max(stepMs, channel.regressionStepMs))
+                channel.regressionStepMs = max(stepMs, channel.regressionStepMs)
+            } else {
+                channel.regressionFirstTs = message.ts
+                channel.regressionStepMs = stepMs
+                let finding = LogFinding(
+                    kind: .logRegression, pchannel: record.topic, fromOffset: offset, toOffset: offset + 1,
+                    detail: Self.regressionDetail(
+                        from: offset, to: offset, firstTs: message.ts, tick: tick, stepMs: stepMs))
+                channel.findings.append(finding)
+                stats.findings += 1
+                logger.error(
+                    "log regression",
+                    metadata: ["kafka.topic": "\(record.topic)", "finding.detail": "\(finding.detail)"])
+            }
         }
         switch message.body {
         case .timeTick:
@@ -301,6 +319,14 @@ public final class ShadowIngester {
             channel.bufferedOffsets.insert(offset)
             return nil
         }
+    }
+
+    /// What a step back in the log's time says: where, by how much, and the two things it can mean.
+    static func regressionDetail(from: Int64, to: Int64, firstTs: UInt64, tick: UInt64, stepMs: Int64) -> String {
+        let records = from == to ? "record at offset \(from) has" : "records at offsets \(from)–\(to) have"
+        let step = stepMs >= 60_000 ? String(format: "%.1f min", Double(stepMs) / 60_000) : "\(stepMs) ms"
+        return "\(records) ts <= last time tick \(tick) (first \(firstTs), up to \(step) back): "
+            + "the log was replaced under auditd's position, or Milvus's timestamps stepped back"
     }
 
     private func closeWindow(_ channel: inout Channel, tick: WALMessage) -> ShadowBatch {

@@ -21,6 +21,9 @@ public struct SyntheticLog: Sendable {
     public var seed: UInt64
     public var collectionID: Int64 = 777
     public var topicPrefix: String
+    /// Once half the rows are written, the log's physical clock jumps by this many ms (negative: back) — a
+    /// skewed timestamp oracle as auditd would see it.
+    public var jumpMs: Int64 = 0
 
     public init(rows: Int, pchannels: Int = 2, seed: UInt64 = 1, topicPrefix: String = "by-dev-rootcoord-dml") {
         self.rows = rows
@@ -120,6 +123,7 @@ public struct SyntheticLog: Sendable {
         var inserted = 0
         var sinceTick = 0
         var early: [(Int, Milvus_Proto_Msg_InsertRequest)] = []
+        var jumped = false
         while inserted < rows {
             let channel = Int(rng.next() % UInt64(pchannels))
             let ts = nextTs()
@@ -160,6 +164,10 @@ public struct SyntheticLog: Sendable {
                 tick.base.timestamp = nextTs()
                 for channel in 0..<pchannels { emit(channel, tick) }
                 // the early records' ts (+1 s) are closed only by ticks ≥ 1 s later
+                if jumpMs != 0, !jumped, inserted >= rows / 2 {
+                    jumped = true
+                    ms += jumpMs
+                }
             }
         }
         // Close every window: ticks past everything written.
