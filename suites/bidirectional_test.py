@@ -34,15 +34,23 @@ class Records:
             self.insert(rows)
         self.id = self.collection.describe()["collection_id"]
 
-    def insert(self, n, prefix=None):
+    def rows(self, n, prefix=None):
         rows = [workload.reid_row(self.rng, self.nprng, self.written + i, 2048) for i in range(n)]
-        if prefix:
-            for row in rows:
-                row["detection_id"] = prefix + row["detection_id"]
+        for row in rows if prefix else []:
+            row["detection_id"] = prefix + row["detection_id"]
+        return rows
+
+    def insert(self, n, prefix=None):
+        rows = self.rows(n, prefix)
         self.collection.insert(rows)
         self.written += n
         time.sleep(1.5)  # time ticks past the insert reach the log, so the audit's T includes it
         return rows
+
+    def insert_quiet(self, n):
+        """Inserts n rows without waiting for the time tick (bulk loads; `insert` waits)."""
+        self.collection.insert(self.rows(n), timeout=120)
+        self.written += n
 
     def search(self, timeout=60):
         vec = workload.rng_vector(self.nprng, 2048)
@@ -91,22 +99,27 @@ def skipped_without_control(ctx, t):
 
 def one_down(ctx, t, records, auditor, down, up):
     """`down` killed (and `up` serving): search works, auditd names `down`'s replica unavailable, no data finding."""
-    port = ctx.cluster.querynode_port(down)
     with t.step("%s down: search answers within 60 s" % down) as s:
         ctx.cluster.kill(down)
         s.measured["search_after_s"] = wait_for(records.search_works, 60, "a search answer with %s down" % down)
         records.insert(10)
     with t.step("%s down: auditd names its replica unavailable, no data finding" % down) as s:
-        verdict = auditor.audit(records.name, collection_id=records.id)
-        s.verdict = verdict.as_dict()
-        assert verdict.exit == 2, verdict
-        assert verdict.kinds() == ["replica_unavailable"], verdict
-        assert verdict.names_node_port(verdict.open[0], port), "the finding names another node: %s" % (
-            verdict.open[0].get("leaders"))
-        # the other replica read whole: every row written so far, once
-        assert verdict.coverage.get("replicas") == 1 and verdict.coverage.get("rows") == records.written, (
-            verdict.coverage)
-        assert not verdict.data, verdict
+        return unavailable_verdict(ctx, s, records, auditor, down)
+
+
+def unavailable_verdict(ctx, s, records, auditor, down, *extra):
+    """auditd's verdict with `down`'s QueryNode gone: exit 2, one `replica_unavailable` naming that node, the
+    other replica read whole (every row written so far, once), no data finding."""
+    port = ctx.cluster.querynode_port(down)
+    verdict = auditor.audit(records.name, *extra, collection_id=records.id)
+    s.verdict = verdict.as_dict()
+    assert verdict.exit == 2, verdict
+    assert verdict.kinds() == ["replica_unavailable"], verdict
+    assert verdict.names_node_port(verdict.open[0], port), "the finding names another node: %s" % (
+        verdict.open[0].get("leaders"))
+    assert verdict.coverage.get("replicas") == 1 and verdict.coverage.get("rows") == records.written, (
+        verdict.coverage)
+    assert not verdict.data, verdict
     return verdict
 
 

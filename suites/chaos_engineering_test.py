@@ -2,6 +2,7 @@
 cascading failure (a QueryNode, then the DataNode, then the proxy); after each, auditd's verdict (a finding naming
 the replica and what was lost, or a clean audit with the catch-up window) and whether the cluster recovered.
 Resource exhaustion, the network partition and clock skew are still to come."""
+import os
 import random
 import threading
 import time
@@ -9,7 +10,9 @@ import time
 import numpy as np
 
 import workload
-from bidirectional_test import QUERYNODES, Records, skipped_without_control, wait_for
+from bidirectional_test import QUERYNODES, Records, skipped_without_control, unavailable_verdict, wait_for
+from lib.cluster import ControlUnavailable
+from lib.report import Skip
 
 ROLES = ["querynode1", "querynode2", "datanode", "proxy", "rootcoord", "datacoord", "querycoord", "indexnode"]
 
@@ -103,5 +106,146 @@ def chaos(ctx, t):
         records.drop()
 
 
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+
+
+def bulk_insert(records, rows, batch=500):
+    """Inserts `rows` rows in batches of `batch` (2048-d: 4 MB a batch); returns the rows written."""
+    done = 0
+    while done < rows:
+        records.insert_quiet(batch)
+        done += batch
+    return done
+
+
+def resource_faults_possible(ctx, t):
+    if skipped_without_control(ctx, t):
+        return False
+    try:
+        ctx.cluster.unlimit("querynode2")
+    except ControlUnavailable as why:
+        with t.step("resource faults"):
+            raise Skip(str(why))
+        return False
+    return True
+
+
+def resource_exhaustion(ctx, t):
+    if not resource_faults_possible(ctx, t):
+        return
+    records = Records(ctx, ctx.prefix + "exhaust", 100)
+    auditor = ctx.auditor("exhaust")
+    try:
+        wait_for(records.both_replicas_serving, 120, "both replicas serving")
+        # auditd knows each replica's node from its earlier rounds (as the sidecar always has): once a dead node
+        # has left the cluster's view, that is what names it
+        judge(ctx, t, records, auditor, "before the faults")
+        with t.step("memory: querynode2 held to its RSS + 96 MB, 2048-d rows written until it fails") as s:
+            pid = ctx.cluster.pid("querynode2")
+            limit = rss_bytes(pid) + 96 * 2**20
+            ctx.cluster.limit("querynode2", memory=limit)
+            started, written = time.time(), 0
+            while written < 60_000 and ctx.cluster.pid("querynode2") == pid and _alive(pid):
+                written += bulk_insert(records, 1000)
+            s.measured.update(limit_mb=limit // 2**20, rows_until_killed=written,
+                              killed_after_s=round(time.time() - started, 1))
+            wait_for(lambda: not _alive(pid), 60, "querynode2 ended by the OOM killer")
+            s.measured["oom_kills"] = _oom_kills("querynode2")
+        with t.step("memory: auditd names querynode2's replica unavailable, the other replica whole") as s:
+            time.sleep(1.5)
+            unavailable_verdict(ctx, s, records, auditor, "querynode2", "--unreachable-grace", "5")
+        with t.step("memory: querynode2 back without the limit") as s:
+            ctx.cluster.unlimit("querynode2")
+            ctx.cluster.start("querynode2")
+        judge(ctx, t, records, auditor, "the memory exhaustion")
+
+        with t.step("CPU: querynode1 held to 2 % of one CPU for 30 s under writes") as s:
+            ctx.cluster.limit("querynode1", cpu=2)
+            writes = SteadyWrites(records, ctx.seed + 1)
+            try:
+                started = time.time()
+                try:
+                    records.search(timeout=30)
+                    s.measured["search_s"] = round(time.time() - started, 1)
+                except Exception as error:
+                    s.measured["search"] = "failed after %.1f s: %s" % (time.time() - started, type(error).__name__)
+                time.sleep(max(0, 30 - (time.time() - started)))
+            finally:
+                writes.close()
+            s.measured.update(rows_written=writes.ok, batches_failed=writes.failed)
+        with t.step("CPU: auditd while querynode1 starves — no data finding") as s:
+            verdict = auditor.audit(records.name, "--unreachable-grace", "5", "--watch-limit", "20",
+                                    collection_id=records.id)
+            s.verdict = verdict.as_dict()
+            assert not verdict.data, verdict
+            assert verdict.exit in (0, 2), verdict
+        with t.step("CPU: querynode1's limit lifted") as s:
+            ctx.cluster.unlimit("querynode1")
+            ctx.cluster.restore(QUERYNODES)
+        judge(ctx, t, records, auditor, "the CPU starvation")
+
+        with t.step("disk: the storage volume filled; 2,000 rows written; a flush cannot complete") as s:
+            ctx.cluster.fill_storage()
+            bulk_insert(records, 2000)
+            started = time.time()
+            try:
+                records.collection.flush(timeout=30)
+                s.measured["flush"] = "returned after %.1f s" % (time.time() - started)
+            except Exception as error:
+                s.measured["flush"] = "failed after %.1f s: %s" % (time.time() - started, type(error).__name__)
+            time.sleep(1.5)
+        with t.step("disk: auditd while the DataNode cannot write — no data finding (the rows are in the log and "
+                    "in the replicas' growing segments)") as s:
+            verdict = auditor.audit(records.name, "--unreachable-grace", "10", collection_id=records.id)
+            s.verdict = verdict.as_dict()
+            assert not verdict.data and verdict.exit in (0, 2), verdict
+            s.measured["replicas_audited"] = verdict.coverage.get("replicas")
+        with t.step("disk: space freed, the flush completes") as s:
+            ctx.cluster.free_storage()
+            started = time.time()
+            records.collection.flush(timeout=300)
+            s.measured["flush_s"] = round(time.time() - started, 1)
+        with t.step("disk: querynode1 restarted (loads the flushed segments from storage)") as s:
+            ctx.cluster.restart("querynode1")
+        judge(ctx, t, records, auditor, "the full disk")
+    finally:
+        for role in QUERYNODES:
+            try:
+                ctx.cluster.unlimit(role)
+            except Exception:
+                pass
+        try:
+            ctx.cluster.free_storage()
+        except Exception:
+            pass
+        ctx.cluster.restore(ROLES)
+        records.drop()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _oom_kills(role):
+    """The kernel's OOM kills in the role's memory group (cgroup v1 memory.oom_control / v2 memory.events)."""
+    for path in ("/sys/fs/cgroup/memory/auditd-%s/memory.oom_control" % role,
+                 "/sys/fs/cgroup/auditd-%s/memory.events" % role):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return None
+
+
 def run(ctx):
     ctx.test("chaos_engineering_test", "restarts_and_cascading_failures_under_writes", lambda t: chaos(ctx, t))
+    ctx.test("chaos_engineering_test", "resource_exhaustion_memory_cpu_disk", lambda t: resource_exhaustion(ctx, t))

@@ -51,6 +51,20 @@ class Cluster:
             except Exception:
                 pass
 
+    def limit(self, role, memory=None, cpu=None):
+        """Holds a role to `memory` bytes (the kernel's OOM killer ends it past them) or `cpu` % of one CPU."""
+        raise ControlUnavailable("%s cluster: resource limits need the local cluster" % self.kind)
+
+    def unlimit(self, role):
+        raise ControlUnavailable("%s cluster: resource limits need the local cluster" % self.kind)
+
+    def fill_storage(self):
+        """Fills the volume every role writes segments to: ENOSPC for the DataNode's flushes."""
+        raise ControlUnavailable("%s cluster: filling storage needs the local cluster" % self.kind)
+
+    def free_storage(self):
+        raise ControlUnavailable("%s cluster: filling storage needs the local cluster" % self.kind)
+
     def fresh(self):
         raise ControlUnavailable("%s cluster: no way to start it from empty state here" % self.kind)
 
@@ -77,10 +91,24 @@ class LocalCluster(Cluster):
         self.etcd = etcd or self.etcd
         self.script = os.path.join(ROOT, "dev", "cluster")
 
-    def control(self, action, role):
-        done = subprocess.run([self.script, action, role], capture_output=True, text=True, timeout=300)
+    def control(self, action, role, *more):
+        done = subprocess.run([self.script, action, *([role] if role else []), *more], capture_output=True,
+                              text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError("dev/cluster %s %s: %s" % (action, role, (done.stderr or done.stdout).strip()[-500:]))
+
+    def limit(self, role, memory=None, cpu=None):
+        self.control("limit", role, *(["--memory", str(memory)] if memory else []),
+                     *(["--cpu", str(cpu)] if cpu else []))
+
+    def unlimit(self, role):
+        self.control("unlimit", role)
+
+    def fill_storage(self):
+        self.control("fill-storage", None)
+
+    def free_storage(self):
+        self.control("free-storage", None)
 
     def status(self):
         import json
@@ -89,10 +117,8 @@ class LocalCluster(Cluster):
 
     def fresh(self):
         """The whole cluster stopped and started again from empty state (the broker's log is in memory)."""
-        for action in ("down", "up"):
-            done = subprocess.run([self.script, action], capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise RuntimeError("dev/cluster %s: %s" % (action, (done.stderr or done.stdout).strip()[-500:]))
+        self.control("down", None)
+        self.control("up", None)
 
     def pid(self, role):
         for entry in self.status():
