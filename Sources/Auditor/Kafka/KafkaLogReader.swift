@@ -110,18 +110,19 @@ public final class KafkaLogReader: KafkaLog {
         self.logger = logger
     }
 
-    /// Runs a blocking librdkafka call on the reader's own dispatch queue, off the cooperative pool.
-    private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            blocking.async {
-                do throws(KafkaError) {
-                    continuation.resume(returning: try body())
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+    /// Runs a blocking librdkafka call on the reader's own dispatch queue, off the cooperative pool, under a
+    /// watchdog (`BlockingCall`): librdkafka's timed waits are absolute deadlines on the wall clock, and a call
+    /// that sleeps past its timeout (the clock stepped, a missed wakeup) must be an error the operator sees,
+    /// never a silent hang.
+    private func offPool<T: Sendable>(
+        _ what: String, timeout: Duration, _ body: @escaping @Sendable () throws(KafkaError) -> T
+    ) async throws -> T {
+        try await BlockingCall.run(
+            on: blocking, what: "librdkafka \(what)", timeout: timeout, grace: Self.watchdogGrace
+        ) { () throws(KafkaError) in try body() }
     }
+
+    static let watchdogGrace = Duration.seconds(10)
 
     private func checkFatal() throws(KafkaError) {
         if let fatal = handle.drainEvents(logger: logger).first(where: \.isFatal) {
@@ -133,14 +134,17 @@ public final class KafkaLogReader: KafkaLog {
         try checkFatal()
         let handle = handle
         let ms = timeout.milliseconds
-        return try await offPool { () throws(KafkaError) in try handle.listTopics(timeoutMs: ms).map(\.name) }
+        return try await offPool("metadata", timeout: timeout) { () throws(KafkaError) in
+            try handle.listTopics(timeoutMs: ms).map(\.name)
+        }
     }
 
     public func topicConfig(topic: String, timeout: Duration) async throws -> [String: String] {
         try checkFatal()
         let handle = handle
         let ms = timeout.milliseconds
-        return try await offPool { () throws(KafkaError) in try handle.describeTopicConfig(topic: topic, timeoutMs: ms)
+        return try await offPool("describe configs", timeout: timeout) { () throws(KafkaError) in
+            try handle.describeTopicConfig(topic: topic, timeoutMs: ms)
         }
     }
 
@@ -148,7 +152,7 @@ public final class KafkaLogReader: KafkaLog {
         try checkFatal()
         let handle = handle
         let ms = timeout.milliseconds
-        return try await offPool { () throws(KafkaError) in
+        return try await offPool("query watermarks", timeout: timeout) { () throws(KafkaError) in
             try handle.queryWatermarks(topic: topic, partition: partition, timeoutMs: ms)
         }
     }
@@ -159,7 +163,7 @@ public final class KafkaLogReader: KafkaLog {
         try checkFatal()
         let handle = handle
         let ms = timeout.milliseconds
-        return try await offPool { () throws(KafkaError) in
+        return try await offPool("query watermarks", timeout: timeout) { () throws(KafkaError) in
             try handle.queryWatermarks(topics: topics, partition: partition, timeoutMs: ms)
         }
     }
@@ -187,7 +191,7 @@ public final class KafkaLogReader: KafkaLog {
         if !ready.isEmpty { return ready }
         let (handle, bytes) = (handle, pollBytes)
         let ms = timeout.milliseconds
-        let events = try await offPool { () throws(KafkaError) in
+        let events = try await offPool("consume", timeout: timeout) { () throws(KafkaError) in
             handle.consumeBatch(max: maxMessages, maxBytes: bytes, timeoutMs: ms)
         }
         try checkFatal()
