@@ -1,7 +1,9 @@
 """Renders milvus.yaml for the local cluster from the template in the milvus==2.3.5 wheel.
 
 usage: render_milvus_yaml.py TEMPLATE RUN_DIR KAFKA_BROKER ETCD_ENDPOINT
-Writes RUN_DIR/conf/milvus.yaml and RUN_DIR/conf-querynode2/milvus.yaml (second QueryNode port).
+Writes RUN_DIR/conf/milvus.yaml and RUN_DIR/conf-querynodeN/milvus.yaml (N = 2..9: that QueryNode's port).
+The deployment's own settings (deploy/milvus/user.yaml, also mounted by docker-compose.yml) are merged over the
+template first; then what the local process cluster needs.
 """
 import os
 import re
@@ -30,6 +32,19 @@ def placeholder(match):
 # {{ name }}, {{ name: default }}, {{ name(type): default }}
 text = re.sub(r"\{\{\s*([A-Za-z_]+)\s*(\([a-z]+\))?\s*(?::\s*([^}]*?))?\s*\}\}", placeholder, text)
 config = yaml.safe_load(text)
+DEPLOYMENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "milvus", "user.yaml")
+
+
+def merge(into, settings):
+    for key, value in settings.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
+with open(DEPLOYMENT) as f:
+    merge(config, yaml.safe_load(f))
 
 
 def put(path, value):
@@ -60,7 +75,8 @@ for role in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "data
 os.makedirs(os.path.join(run, "conf"), exist_ok=True)
 with open(os.path.join(run, "conf", "milvus.yaml"), "w") as out:
     yaml.safe_dump(config, out, sort_keys=False)
-put("queryNode.port", 21133)
-os.makedirs(os.path.join(run, "conf-querynode2"), exist_ok=True)
-with open(os.path.join(run, "conf-querynode2", "milvus.yaml"), "w") as out:
-    yaml.safe_dump(config, out, sort_keys=False)
+for n in range(2, 10):  # querynodeN listens on 21123 + 10 (N - 1); querynode1 uses conf/
+    put("queryNode.port", 21123 + 10 * (n - 1))
+    os.makedirs(os.path.join(run, "conf-querynode%d" % n), exist_ok=True)
+    with open(os.path.join(run, "conf-querynode%d" % n, "milvus.yaml"), "w") as out:
+        yaml.safe_dump(config, out, sort_keys=False)
