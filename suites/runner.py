@@ -48,9 +48,10 @@ class Context:
         os.makedirs(self.work, exist_ok=True)
         self.prefix = "q%s_" % time.strftime("%H%M%S")
 
-    def auditor(self, name):
-        """auditd with its own state directory for one test (its shadow built from the log as it is)."""
-        return Auditor(self.auditd, os.path.join(self.work, "state-" + name), self.cluster)
+    def auditor(self, name, wrapper=()):
+        """auditd with its own state directory for one test (its shadow built from the log as it is); `wrapper`
+        runs it through another command (faketime)."""
+        return Auditor(self.auditd, os.path.join(self.work, "state-" + name), self.cluster, wrapper)
 
     def connect(self):
         from pymilvus import connections

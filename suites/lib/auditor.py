@@ -65,10 +65,11 @@ class Verdict:
 
 
 class Auditor:
-    def __init__(self, binary, state, cluster):
+    def __init__(self, binary, state, cluster, wrapper=()):
         self.binary = binary
         self.state = state
         self.cluster = cluster
+        self.wrapper = list(wrapper)  # e.g. ["faketime", "-f", "+3h"]
 
     def base(self):
         return ["--state", str(self.state), "--brokers", self.cluster.brokers, "--milvus", self.cluster.milvus,
@@ -76,14 +77,19 @@ class Auditor:
 
     def audit(self, collection=None, *extra, collection_id=None, timeout=900):
         """`auditd audit --once` (ingest up to the log's end, then one round) of one collection or all."""
-        command = [self.binary, "audit", "--once", "--json", "--settle", "2", *self.base(), *extra]
+        command = [*self.wrapper, self.binary, "audit", "--once", "--json", "--settle", "2", *self.base(), *extra]
         if collection:
             command += ["--collection", collection]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as expired:
+            stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else \
+                (expired.stderr or "")
+            return Verdict(None, {}, stderr + "\nauditd did not end within %d s" % timeout, collection_id)
         report = json.loads(done.stdout) if done.stdout.startswith("{") else {}
         return Verdict(done.returncode, report, done.stderr, collection_id)
 
     def verify(self):
-        done = subprocess.run([self.binary, "verify", "--state", str(self.state)], capture_output=True, text=True,
-                              timeout=900)
+        done = subprocess.run([*self.wrapper, self.binary, "verify", "--state", str(self.state)], capture_output=True,
+                              text=True, timeout=900)
         return done.returncode, done.stdout + done.stderr
