@@ -218,12 +218,8 @@ struct ShadowTests {
     }
 
     @Test func droppingACollectionResolvesItsOpenReplicaFindings() async throws {
-        let log = InMemoryKafkaLog()
+        let (log, store, _) = try await twoRowsIngested()
         let w = LogWriter(log: log)
-        w.insert([1, 2], ts: 10)
-        w.tick(20)
-        let store = try ShadowStore.inMemory()
-        try await ingest(log, into: store)
         let unavailable = ReplicaFinding(
             kind: .replicaUnavailable, collectionID: 4455, replicaID: 2, nodeIDs: [20], pks: [], pkCount: 0,
             timestamp: 20, evidence: "replica cannot be asked")

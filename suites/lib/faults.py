@@ -190,54 +190,52 @@ def put_back(victim_dir, backup):
     shutil.copytree(backup, victim_dir)
 
 
-def recipe_overwritten_delta_log(c, audit, control, work):
-    """Recipe 1: a sealed segment's delta_log overwritten with the other segment's, querynode1 restarted →
-    `resurrected` on querynode1's replica, exactly that segment's deleted pks; put back → resolved."""
-    a, _ = two_sealed_segments_with_deletes(c, audit)
-    deltas = c.segment_dirs("delta_log")
-    assert len(deltas) == 2, deltas
-    backup = os.path.join(work, "delta-backup-%d" % c.id)
-    copy_files_over(deltas[0], deltas[1], backup)
+def overwrite_and_reload(c, audit, control, work, kind, a_rows, b_rows):
+    """Two sealed segments with deletes; segment A's `kind` files overwritten with segment B's; querynode1
+    restarted; auditd's confirmed findings, all of them on querynode1's replica. Returns (A's pks, the confirmed
+    findings, seconds from the fault to them, a function that puts the files back and reloads the replica)."""
+    a, _ = two_sealed_segments_with_deletes(c, audit, a_rows=a_rows, b_rows=b_rows)
+    dirs = c.segment_dirs(kind)
+    assert len(dirs) == 2, dirs
+    backup = os.path.join(work, "%s-backup-%d" % (kind, c.id))
+    copy_files_over(dirs[0], dirs[1], backup)
     started = time.time()
     c.restart_querynode1(control)
     code, report, err = audit("--watch-limit", "120", "--unreachable-grace", "120")
     found_s = time.time() - started
     assert code == 1, (err[-3000:], replica_findings(report))
-    confirmed = confirmed_on_querynode1_only(report)
+
+    def restore():
+        put_back(dirs[0], backup)
+        c.restart_querynode1(control)
+        code, report, err = audit("--watch-limit", "120", "--unreachable-grace", "120")
+        assert code == 0, err[-3000:]
+        return report
+    return a, confirmed_on_querynode1_only(report), round(found_s, 1), restore
+
+
+def recipe_overwritten_delta_log(c, audit, control, work):
+    """Recipe 1: a sealed segment's delta_log overwritten with the other segment's, querynode1 restarted →
+    `resurrected` on querynode1's replica, exactly that segment's deleted pks; put back → resolved."""
+    a, confirmed, found_s, restore = overwrite_and_reload(c, audit, control, work, "delta_log", 500, 450)
     assert [f["kind"] for f in confirmed] == ["resurrected"], confirmed
     assert confirmed[0]["pk_count"] == 25 and set(confirmed[0]["pks"]) <= set(a[:25]), confirmed
-    put_back(deltas[0], backup)
-    c.restart_querynode1(control)
-    code, report, err = audit("--watch-limit", "120", "--unreachable-grace", "120")
-    assert code == 0, err[-3000:]
+    report = restore()
     assert [f["state"] for f in replica_findings(report) if f["kind"] == "resurrected"] == ["resolved"]
     return {"finding": "resurrected", "named": named(confirmed[0]), "pks": confirmed[0]["pk_count"],
-            "fault_to_confirmed_s": round(found_s, 1)}
+            "fault_to_confirmed_s": found_s}
 
 
 def recipe_overwritten_insert_log(c, audit, control, work):
     """Recipe 2: a sealed segment's insert_log files overwritten with the other segment's, querynode1 restarted →
     that segment's live pks `missing` on querynode1's replica (and the donor's deleted pks back); put back →
     resolved."""
-    a, b = two_sealed_segments_with_deletes(c, audit, a_rows=500, b_rows=500)
-    inserts = c.segment_dirs("insert_log")
-    assert len(inserts) == 2, inserts
-    backup = os.path.join(work, "insert-backup-%d" % c.id)
-    copy_files_over(inserts[0], inserts[1], backup)
-    started = time.time()
-    c.restart_querynode1(control)
-    code, report, err = audit("--watch-limit", "120", "--unreachable-grace", "120")
-    found_s = time.time() - started
-    assert code == 1, (err[-3000:], replica_findings(report))
-    confirmed = confirmed_on_querynode1_only(report)
+    a, confirmed, found_s, restore = overwrite_and_reload(c, audit, control, work, "insert_log", 500, 500)
     missing = [f for f in confirmed if f["kind"] == "missing"]
     assert len(missing) == 1 and missing[0]["pk_count"] == 475 and set(missing[0]["pks"]) <= set(a[25:]), confirmed
-    put_back(inserts[0], backup)
-    c.restart_querynode1(control)
-    code, report, err = audit("--watch-limit", "120", "--unreachable-grace", "120")
-    assert code == 0, err[-3000:]
+    restore()
     return {"finding": ", ".join(sorted({f["kind"] for f in confirmed})), "named": named(missing[0]),
-            "pks": {f["kind"]: f["pk_count"] for f in confirmed}, "fault_to_confirmed_s": round(found_s, 1)}
+            "pks": {f["kind"]: f["pk_count"] for f in confirmed}, "fault_to_confirmed_s": found_s}
 
 
 def recipe_missing_insert_log(c, audit, control, work):

@@ -104,12 +104,14 @@ public enum ReplicaComparison {
     public static func differences(
         timestamp: UInt64, shadowRows: [ShadowStore.LiveRow], tombstones: [DeletedKey], served rows: [ReplicaRow]
     ) -> Differences {
-        // Milvus answers one row per pk: the newest live version as of T.
+        // Milvus answers one row per pk. A pk inserted twice while live (a client's retry) has several live
+        // versions, and Milvus 2.3.5 may answer any of them (measured: both replicas served the older of two
+        // after a proxy restart): a live version is right, only one no longer live — or none — is not.
         var expected: [PrimaryKey: UInt64] = [:]
-        var expectedHash: [PrimaryKey: UInt64] = [:]
-        for row in shadowRows where row.ts <= timestamp && row.ts >= expected[row.pk] ?? 0 {
-            expected[row.pk] = row.ts
-            expectedHash[row.pk] = row.rowHash
+        var versions: [PrimaryKey: [UInt64: UInt64]] = [:]  // pk → live version ts → row hash
+        for row in shadowRows where row.ts <= timestamp {
+            versions[row.pk, default: [:]][row.ts] = row.rowHash
+            expected[row.pk] = max(expected[row.pk] ?? 0, row.ts)
         }
         var deletedAt: [PrimaryKey: UInt64] = [:]
         for key in tombstones where key.ts <= timestamp { deletedAt[key.pk] = max(deletedAt[key.pk] ?? 0, key.ts) }
@@ -130,12 +132,14 @@ public enum ReplicaComparison {
                 missing.append(pk)
                 continue
             }
-            if got < ts {
-                stale.append(pk)
-            } else if got > ts {
+            if got > ts {
                 extra.append(pk)
-            } else if let hash = servedHash[pk], hash != expectedHash[pk] {
-                altered.append(pk)  // full mode: same version, other content
+            } else if let version = versions[pk]?[got] {
+                if let hash = servedHash[pk], hash != version {
+                    altered.append(pk)  // full mode: same version, other content
+                }
+            } else {
+                stale.append(pk)
             }
         }
         for (pk, ts) in served where expected[pk] == nil {
