@@ -52,7 +52,8 @@ struct ReplicaComparisonTests {
         #expect(findings.map(\.kind) == [.stale] && findings.first?.pkCount == 2)  // not a version the log has
         // full mode: the older version's content is what it is compared with
         let hashed = [
-            ShadowStore.LiveRow(pk: .int(1), ts: 10, rowHash: 111), ShadowStore.LiveRow(pk: .int(1), ts: 20, rowHash: 222),
+            ShadowStore.LiveRow(pk: .int(1), ts: 10, rowHash: 111),
+            ShadowStore.LiveRow(pk: .int(1), ts: 20, rowHash: 222),
         ]
         let right = ReplicaComparison.differences(
             timestamp: t, shadowRows: hashed, tombstones: [], served: [ReplicaRow(pk: .int(1), ts: 10, rowHash: 111)])
