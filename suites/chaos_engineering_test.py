@@ -64,7 +64,10 @@ def judge(ctx, t, records, auditor, what, supervised=()):
             for role in supervised:
                 if ctx.cluster.pid(role) is None:
                     restarted.add(role)
-                    ctx.cluster.start(role)
+                    try:
+                        ctx.cluster.start(role)
+                    except Exception:
+                        pass  # e.g. the old process was still exiting: the next look starts it again
             return recovered(ctx, records)
         s.measured["recovered_after_s"] = wait_for(supervise_and_check, 180, "recovery after " + what)
         if restarted:
