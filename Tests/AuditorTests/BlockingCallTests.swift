@@ -9,7 +9,6 @@ struct BlockingCallTests {
     @Test func aCallStuckPastItsTimeoutIsAnErrorNotAHang() async throws {
         let queue = DispatchQueue(label: "test.blocking")
         let release = DispatchSemaphore(value: 0)
-        let started = ContinuousClock.now
         do {
             _ = try await BlockingCall.run(
                 on: queue, what: "librdkafka metadata", timeout: .milliseconds(100), grace: .milliseconds(200)
@@ -21,7 +20,7 @@ struct BlockingCallTests {
         } catch let error as KafkaError {
             #expect(error.kind == .retriable && error.message.contains("librdkafka metadata has not returned"))
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // the error came while the call is still blocked: it returns only after this
         release.signal()
     }
 
