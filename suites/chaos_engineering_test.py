@@ -16,6 +16,7 @@ import workload
 from bidirectional_test import QUERYNODES, Records, skipped_without_control, unavailable_verdict, wait_for
 from lib.cluster import ControlUnavailable
 from lib.report import Skip
+from performance_test import ProcSampler
 
 ROLES = ["querynode1", "querynode2", "datanode", "proxy", "rootcoord", "datacoord", "querycoord", "indexnode"]
 
@@ -124,11 +125,6 @@ def chaos(ctx, t):
         records.drop()
 
 
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-
-
 def bulk_insert(records, rows, batch=500):
     """Inserts `rows` rows in batches of `batch` (2048-d: 4 MB a batch); returns the rows written."""
     done = 0
@@ -162,10 +158,10 @@ def resource_exhaustion(ctx, t):
         judge(ctx, t, records, auditor, "before the faults")
         with t.step("memory: querynode2 held to its RSS + 96 MB, 2048-d rows written until it fails") as s:
             pid = ctx.cluster.pid("querynode2")
-            limit = rss_bytes(pid) + 96 * 2**20
+            limit = int(ProcSampler.read(pid)["rss"] * 2**20) + 96 * 2**20
             ctx.cluster.limit("querynode2", memory=limit)
             started, written = time.time(), 0
-            while written < 60_000 and ctx.cluster.pid("querynode2") == pid and _alive(pid):
+            while written < 60_000 and _alive(pid):
                 written += bulk_insert(records, 1000)
             s.measured.update(limit_mb=limit // 2**20, rows_until_killed=written,
                               killed_after_s=round(time.time() - started, 1))
