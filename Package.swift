@@ -85,12 +85,20 @@ let package = Package(
             dependencies: ["Auditor", "AuditorTesting", logging],
             path: "Benchmarks/auditd-bench"
         ),
+        // Fuzz targets (libFuzzer): `dev/fuzz TARGET [SECONDS]` builds this with --sanitize=fuzzer.
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "auditd-fuzz",
+            dependencies: ["Auditor", "AuditorMilvus", "AuditorTransport", "MilvusProto", "CLibFuzzer", protobuf],
+            path: "Fuzz/auditd-fuzz"
+        ),
         .testTarget(
             name: "AuditorTests",
             dependencies: [
                 "Auditor", "AuditorAudit", "AuditorCore", "AuditorKafka", "AuditorMilvus", "AuditorReport", "AuditorShadow",
                 "AuditorTesting", "AuditorTransport", "AuditorAlerting", "MilvusProto", protobuf, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

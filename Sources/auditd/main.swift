@@ -50,9 +50,12 @@ struct ConnectionOptions: ParsableArguments {
 
     func validate() throws { _ = try settings() }
 
-    /// The application for these settings, logging to stderr.
+    /// The application for these settings, logging to stderr (after the config file's warnings, if any).
     func application(_ extra: [String: String?] = [:]) throws -> (Application, Settings) {
         let settings = try settings(extra)
+        for warning in (try? config.map { try ConfigFile.load(path: $0) })?.warnings ?? [] {
+            FileHandle.standardError.write(Data("auditd: warning: \(warning)\n".utf8))
+        }
         let logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }
         return (buildApplication(AuditorConfiguration(settings: settings, logger: logger)), settings)
     }
@@ -64,7 +67,9 @@ struct Auditd: AsyncParsableCommand {
         commandName: "auditd",
         abstract: "Kafka-aware consistency auditor for Milvus.",
         version: AuditorVersion.banner,
-        subcommands: [Serve.self, Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self, Audit.self]
+        subcommands: [
+            Serve.self, Tail.self, Run.self, Report.self, Verify.self, Bootstrap.self, Audit.self, Rebuild.self,
+        ]
     )
 
     /// Like ArgumentParser's main, but a usage error is one line naming the flag (no usage dump).
@@ -279,6 +284,36 @@ struct Bootstrap: AsyncParsableCommand {
     }
 }
 
+struct Rebuild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Rebuild a damaged or distrusted shadow: move it aside (kept), replay the log, seed from Milvus what the log lost."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let (app, settings) = try connection.application()
+        try await oneLineErrors("rebuild") {
+            let result = try await app.rebuild(
+                stateDirectory: settings.stateDirectory, milvus: settings.milvusGiven ? settings.milvus : nil
+            ) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            let stats = result.stats
+            print(
+                "rebuilt \(settings.stateDirectory): \(stats.records) records replayed, \(stats.insertedRows) rows "
+                    + "inserted, \(stats.deletedKeys) deletes, \(stats.undecodable) undecodable (quarantined)")
+            if let kept = result.keptAt { print("the previous shadow is kept in \(kept) (its finding history too)") }
+            for seeded in result.bootstrapped {
+                print(
+                    "bootstrapped \(seeded.name) (\(seeded.collectionID)): \(seeded.rows) rows (the log lost its start)"
+                )
+            }
+            for problem in result.incomplete { print("incomplete: \(problem)") }
+            if !result.incomplete.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
 /// Errors a user can act on (state directory, Kafka, Milvus) become one line on stderr and exit code 2.
 func oneLineErrors(_ command: String, _ body: () async throws -> Void) async throws {
     func fail(_ message: String) throws -> Never {
@@ -289,6 +324,9 @@ func oneLineErrors(_ command: String, _ body: () async throws -> Void) async thr
         try await body()
     } catch let error as ShadowError {
         try fail(error.message)
+    } catch let error where ShadowStore.storageProblem(error) != nil {
+        try fail(
+            "state directory: \(ShadowStore.storageProblem(error)!); the last commit is intact, start again once fixed")
     } catch let error as ApplicationError where error.kind == .configuration {
         throw ValidationError(error.message)
     } catch let error as ApplicationError {

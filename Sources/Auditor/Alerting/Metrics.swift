@@ -34,6 +34,7 @@ public final class AuditorMetrics: Sendable {
         case undecodable = "auditd_ingest_undecodable_total"
         case quarantined = "auditd_quarantined_records"
         case kafkaReachable = "auditd_kafka_reachable"
+        case stateWritable = "auditd_state_writable"
         case consumerLagMessages = "auditd_consumer_lag_messages"
         case consumerLagSeconds = "auditd_consumer_lag_seconds"
         case consumerStatus = "auditd_consumer_status"
@@ -54,7 +55,7 @@ public final class AuditorMetrics: Sendable {
             case .replicaHealthy, .restartsTotal, .restartOpen, .restartBehind: ["collection", "replica"]
             case .roundsTotal: ["result"]
             case .roundDuration, .lastRound, .lastCompleteRound, .ingestRecords, .undecodable, .quarantined,
-                .kafkaReachable, .auditInterval:
+                .kafkaReachable, .stateWritable, .auditInterval:
                 []
             case .lastSweep, .rowsCompared, .notAudited: ["collection"]
             case .ingestRows: ["op"]
@@ -88,6 +89,8 @@ public final class AuditorMetrics: Sendable {
             case .undecodable: "Records that could not be decoded (each quarantined with its offset)."
             case .quarantined: "Records held in the quarantine table."
             case .kafkaReachable: "1 while the Kafka broker answers auditd."
+            case .stateWritable:
+                "1 while the state directory takes commits; 0 from a failed write (disk full, I/O error, read-only) until one succeeds."
             case .consumerLagMessages: "auditd's own lag behind the log end, in records, per pchannel."
             case .consumerLagSeconds: "auditd's own lag behind the log's newest time tick, in seconds, per pchannel."
             case .consumerStatus: "1 for auditd's lag status per pchannel (OK, WARN, STALL, STOP, REWIND)."
@@ -229,6 +232,8 @@ extension AuditorMetrics {
     }
 
     public func kafkaReachable(_ reachable: Bool) { set(.kafkaReachable, [], reachable ? 1 : 0) }
+
+    public func stateWritable(_ writable: Bool) { set(.stateWritable, [], writable ? 1 : 0) }
 
     /// A finished round: counted by result, its duration observed.
     public func roundFinished(_ round: RoundOutcome) {

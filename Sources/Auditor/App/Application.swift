@@ -4,6 +4,7 @@ import AuditorKafka
 import AuditorMilvus
 import AuditorReport
 import AuditorShadow
+import Foundation
 import Logging
 
 public enum AuditorVersion {
@@ -79,6 +80,22 @@ public struct Application: Sendable {
         var shadow = shadow
         shadow.clock = clock
         return try ShadowStore.open(directory: directory, configuration: shadow, create: create)
+    }
+
+    /// The shadow a long-running writer (`serve`, `run`) adds to, checked first against its own checksums:
+    /// a row changed on disk would otherwise be built on and, at the next audit, blamed on Milvus.
+    public func openCheckedStore(_ directory: String, shadow: ShadowConfiguration = ShadowConfiguration()) throws
+        -> ShadowStore
+    {
+        let store = try openStore(directory, shadow: shadow, create: true)
+        let problems = try store.verify()
+        if let first = problems.first {
+            throw ShadowError(
+                message: "'\((directory as NSString).appendingPathComponent("shadow.sqlite"))' does not match its own "
+                    + "checksums (\(first)\(problems.count > 1 ? "; \(problems.count - 1) more" : "")): rebuild it from "
+                    + "the log with 'auditd rebuild --state \(directory)' (the damaged files are kept aside)")
+        }
+        return store
     }
 
     public func walReader(fromBeginning: Bool, untilEnd: Bool) throws -> WALReader {

@@ -23,6 +23,14 @@ extension Application {
     ) async throws -> BootstrapResult {
         let lock = try StateLock(directory: stateDirectory, command: "bootstrap")
         defer { lock.release() }
+        return try await seed(
+            collection: collection, milvus: milvus, stateDirectory: stateDirectory, progress: progress)
+    }
+
+    /// `bootstrap`'s work, for a caller that holds the state directory's lock.
+    func seed(
+        collection: String, milvus: String, stateDirectory: String, progress: ((String) -> Void)? = nil
+    ) async throws -> BootstrapResult {
         let client = MilvusClient(target: milvus)
         let id: Int64
         if let numeric = Int64(collection) {

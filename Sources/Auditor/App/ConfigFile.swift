@@ -12,6 +12,8 @@ public struct ConfigFile: Sendable, Equatable {
     public static var keys: Set<String> { Settings.keys }
     public var values: [String: String] = [:]
     public var kafkaProperties: [String] = []
+    /// What the operator should fix but auditd can run with (a secret in a file others can read).
+    public var warnings: [String] = []
 
     public init(values: [String: String] = [:]) {
         self.values = values
@@ -23,7 +25,24 @@ public struct ConfigFile: Sendable, Equatable {
         else {
             throw ApplicationError(.configuration, "--config: cannot read '\(path)'")
         }
-        return try parse(text, source: path)
+        var file = try parse(text, source: path)
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o044 != 0, let secret = file.secretKey {
+            file.warnings.append(
+                "config file '\(path)' holds a secret (\(secret)) and is readable by others (mode "
+                    + "\(String(info.st_mode & 0o777, radix: 8))): chmod 600 '\(path)'")
+        }
+        return file
+    }
+
+    /// The first key holding a secret: a credential-bearing kafka-property, or a URL with a password.
+    var secretKey: String? {
+        if let property = kafkaProperties.first(where: {
+            Redaction.isSecret(property: String($0.prefix { $0 != "=" }))
+        }) {
+            return "kafka-property \(property.prefix { $0 != "=" })"
+        }
+        return values.first { Redaction.url($0.value) != $0.value }.map(\.key)
     }
 
     public static func parse(_ text: String, source: String = "config") throws -> ConfigFile {
@@ -34,7 +53,8 @@ public struct ConfigFile: Sendable, Equatable {
                 .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
             guard let colon = line.firstIndex(of: ":") else {
-                throw ApplicationError(.configuration, "\(source):\(index + 1): expected 'key: value', got '\(line)'")
+                throw ApplicationError(
+                    .configuration, "\(source):\(index + 1): expected 'key: value', got '\(Redaction.property(line))'")
             }
             let key = line[..<colon].trimmingCharacters(in: .whitespaces)
             var value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)

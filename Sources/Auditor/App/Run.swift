@@ -44,7 +44,7 @@ extension Application {
         _ options: RunOptions, stop: StopFlag = StopFlag(), store given: ShadowStore? = nil,
         dataOffsets: DataOffsets? = nil, progress: ((ShadowIngester.Stats) -> Void)? = nil
     ) async throws -> ShadowIngester.Stats {
-        let store = try given ?? openStore(options.stateDirectory, shadow: options.shadow, create: true)
+        let store = try given ?? openCheckedStore(options.stateDirectory, shadow: options.shadow)
         let logger = configuration.logger
         let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in
             let client = MilvusClient(target: target)

@@ -71,6 +71,8 @@ final class ServeContext: Sendable {
         var lag: [String: LagEvaluation] = [:]
         var milvusLag: [String: LagEvaluation] = [:]
         var alerts: [String: AlertmanagerPusher.Alert] = [:]
+        /// Why the state directory refuses commits (disk full, I/O error, read-only); nil while it takes them.
+        var storageProblem: String?
     }
 
     init(_ configuration: ServeConfiguration) throws {
@@ -78,7 +80,7 @@ final class ServeContext: Sendable {
         app = buildApplication(configuration.application)
         logger = configuration.application.logger
         lock = try StateLock(directory: configuration.settings.stateDirectory, command: "serve")
-        store = try app.openStore(configuration.settings.stateDirectory, create: true)
+        store = try app.openCheckedStore(configuration.settings.stateDirectory)
         metrics = AuditorMetrics(version: AuditorVersion.current, auditInterval: configuration.settings.auditInterval)
         let settings = configuration.settings
         source =
@@ -152,6 +154,15 @@ struct IngestService: Service {
                     try? await context.store.perform { try $0.recordKafkaOutage(sinceMs: since) }
                     context.metrics.kafkaReachable(false)
                     try? await context.app.pause(.seconds(2), unless: stop)
+                } catch let error where ShadowStore.storageProblem(error) != nil {
+                    // Nothing half-written: the transaction rolled back. A new ingest resumes from the last commit.
+                    let problem = ShadowStore.storageProblem(error)!
+                    context.logger.error(
+                        "state directory cannot be written; ingest paused, retrying every 5 s",
+                        metadata: ["error": "\(problem)", "state": "\(settings.stateDirectory)"])
+                    context.status.withLock { $0.storageProblem = problem }
+                    context.metrics.stateWritable(false)
+                    try? await context.app.pause(.seconds(5), unless: stop)
                 }
             }
         } onGracefulShutdown: {
@@ -171,6 +182,16 @@ struct IngestService: Service {
         }
         // A burst of records (a backlog, a bulk insert) is over: give the pages it freed back, as a round does.
         if burstEnded { ProcessMemory.trim() }
+        if stats.commits > 0 {
+            let recovered = context.status.withLock { status in
+                defer { status.storageProblem = nil }
+                return status.storageProblem
+            }
+            if let recovered {
+                context.logger.notice("state directory writable again", metadata: ["was": "\(recovered)"])
+            }
+            context.metrics.stateWritable(true)
+        }
         let base = stats.records >= last.records ? last : ShadowIngester.Stats()
         context.metrics.ingested(
             records: Int64(stats.records - base.records), inserted: Int64(stats.insertedRows - base.insertedRows),
@@ -259,7 +280,8 @@ struct AuditService: Service {
             let firing = try await pusher.push(summary, previous: previous, nowMs: context.clock.nowMs())
             context.status.withLock { $0.alerts = firing }
         } catch {
-            context.logger.warning("alertmanager push failed", metadata: ["error": "\(error)", "url": "\(url)"])
+            context.logger.warning(
+                "alertmanager push failed", metadata: ["error": "\(error)", "url": "\(Redaction.url(url))"])
         }
     }
 }

@@ -99,8 +99,11 @@ struct HTTPService: Service {
     /// Kafka reachable, and auditd's own lag within `ready-lag` on every pchannel.
     static func readiness(_ context: ServeContext) async -> (Bool, String) {
         var problems: [String] = []
-        let (rounds, latest, lag) = context.status.withLock { ($0.roundsCompleted, $0.lastRound, $0.lag) }
+        let (rounds, latest, lag, storage) = context.status.withLock {
+            ($0.roundsCompleted, $0.lastRound, $0.lag, $0.storageProblem)
+        }
         if rounds == 0 { problems.append("no audit round completed since start") }
+        if let storage { problems.append("state directory cannot be written: \(storage)") }
         if let latest, latest.result == .incomplete || latest.result == .failed {
             problems += latest.notAudited.map { "latest round did not audit: \($0)" }
         }

@@ -39,7 +39,8 @@ final class RdKafkaHandle: @unchecked Sendable {
             let result = rd_kafka_conf_set(conf, key, value, &errorText, errorText.count)
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                let reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                var reason = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if Redaction.isSecret(property: key) { reason = Redaction.scrub(reason, secrets: [value]) }
                 throw KafkaError(kind: .configuration, code: 0, message: "kafka property '\(key)': \(reason)")
             }
         }

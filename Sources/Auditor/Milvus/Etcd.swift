@@ -52,6 +52,13 @@ public struct MilvusEtcd: Sendable {
                 .httpStatus(status), method: "etcd range", target: endpoint,
                 message: String(decoding: bytes.prefix(200), as: UTF8.self))
         }
+        return try Self.rangeAnswer(bytes, endpoint: endpoint)
+    }
+
+    /// The key/values and revision of a JSON gateway range answer (keys that are not base64 are skipped).
+    package static func rangeAnswer(_ bytes: [UInt8], endpoint: String) throws -> (
+        kvs: [(key: String, value: Data)], revision: Int64
+    ) {
         let response: RangeResponse
         do {
             response = try JSONDecoder().decode(RangeResponse.self, from: Data(bytes))
@@ -66,10 +73,15 @@ public struct MilvusEtcd: Sendable {
         return (kvs, response.header?.revision.flatMap { Int64($0) } ?? 0)
     }
 
-    struct Session: Decodable {
-        var ServerID: Int64
-        var Address: String
-        var Stopping: Bool?
+    /// A QueryNode's session value (JSON), nil when it is not one.
+    package static func session(_ value: Data) -> Session? {
+        try? JSONDecoder().decode(Session.self, from: value)
+    }
+
+    package struct Session: Decodable {
+        package var ServerID: Int64
+        package var Address: String
+        package var Stopping: Bool?
     }
 
     var sessionPrefix: String { "\(rootPath)/meta/session/querynode-" }
@@ -78,7 +90,7 @@ public struct MilvusEtcd: Sendable {
     public func queryNodes() async throws -> [Int64: String] {
         var nodes: [Int64: String] = [:]
         for (_, value) in try await range(prefix: sessionPrefix) {
-            if let session = try? JSONDecoder().decode(Session.self, from: value) {
+            if let session = Self.session(value) {
                 nodes[session.ServerID] = session.Address
             }
         }
@@ -143,7 +155,7 @@ public struct MilvusEtcd: Sendable {
 
     /// The session changes in one line of the watch stream (a line that is not one is ignored: etcd's
     /// `created` and progress answers, or garbage, which never stops the watch).
-    static func sessionEvents(in line: [UInt8], prefix: String) -> [SessionEvent] {
+    package static func sessionEvents(in line: [UInt8], prefix: String) -> [SessionEvent] {
         guard let response = try? JSONDecoder().decode(WatchResponse.self, from: Data(line)) else { return [] }
         return (response.result?.events ?? []).compactMap { event in
             guard let key = Data(base64Encoded: event.kv.key).map({ String(decoding: $0, as: UTF8.self) }),
@@ -208,11 +220,13 @@ public enum KafkaMessageID {
 }
 
 /// Splits a byte stream into lines (the watch's JSON objects), keeping a partial line for the next chunk.
-final class WatchLines: @unchecked Sendable {
+package final class WatchLines: @unchecked Sendable {
     // Used only from the one thread of a stream's transfer.
     private var pending: [UInt8] = []
 
-    func append(_ chunk: [UInt8]) -> [[UInt8]] {
+    package init() {}
+
+    package func append(_ chunk: [UInt8]) -> [[UInt8]] {
         pending += chunk
         var lines: [[UInt8]] = []
         while let newline = pending.firstIndex(of: 0x0A) {

@@ -126,7 +126,7 @@ public final class ReplicaReader: Sendable {
     }
 
     /// The pks of a result page and each row's insert timestamp (field 1).
-    static func keysAndTimestamps(_ results: Milvus_Proto_Query_RetrieveResults) -> ([PrimaryKey], [Int64]) {
+    package static func keysAndTimestamps(_ results: Milvus_Proto_Query_RetrieveResults) -> ([PrimaryKey], [Int64]) {
         let pks: [PrimaryKey]
         switch results.ids.idField {
         case .intID(let ids)?: pks = ids.data.map(PrimaryKey.int)
@@ -213,14 +213,23 @@ extension ReplicaReader {
                 vchannel: shard.vchannel, leaderID: shard.leaderID, timestamp: timestamp,
                 mode: .fullRows(after: after, limit: limit, fieldIDs: schema.userFields.map(\.id)), range: range)
         } rows: { results, pks, timestamps in
-            let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
-                .map { try Column($0, rows: pks.count, schema: schema) }
-                .sorted { $0.fieldID < $1.fieldID }
-            return try zip(pks, timestamps).enumerated().map { index, row in
-                builder.reset()
-                for column in columns { try column.append(row: index, to: &builder) }
-                return HashedRow(pk: row.0, ts: row.1, rowHash: builder.hash)
-            }
+            try Self.hashedRows(results, pks: pks, timestamps: timestamps, schema: schema, builder: &builder)
+        }
+    }
+
+    /// A result page's rows with the row hash of their user fields (the pks and insert timestamps already
+    /// taken from it by `keysAndTimestamps`).
+    package static func hashedRows(
+        _ results: Milvus_Proto_Query_RetrieveResults, pks: [PrimaryKey], timestamps: [UInt64],
+        schema: CollectionSchemaInfo, builder: inout RowHashBuilder
+    ) throws -> [HashedRow] {
+        let columns = try results.fieldsData.filter { $0.fieldID >= 100 }
+            .map { try Column($0, rows: pks.count, schema: schema) }
+            .sorted { $0.fieldID < $1.fieldID }
+        return try zip(pks, timestamps).enumerated().map { index, row in
+            builder.reset()
+            for column in columns { try column.append(row: index, to: &builder) }
+            return HashedRow(pk: row.0, ts: row.1, rowHash: builder.hash)
         }
     }
 }

@@ -9,10 +9,10 @@ import MilvusProto
 ///
 /// Row = concatenation, over the row's fields in ascending field id, of
 ///   field_id: int64 LE | data_type: int32 LE | length: uint32 LE | value bytes (see `appendScalar`).
-struct RowHashBuilder {
+package struct RowHashBuilder {
     private(set) var bytes: [UInt8] = []
 
-    init(capacity: Int = 1024) {
+    package init(capacity: Int = 1024) {
         bytes.reserveCapacity(capacity)
     }
 

@@ -8,6 +8,7 @@ import Synchronization
 public struct ShadowError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }
 
 /// The shadow: every live row's identity (pk → ts, row hash, partition, shard, offset), tombstones,
@@ -51,6 +52,9 @@ public final class ShadowStore: Sendable {
         try ShadowSchema.migrator.migrate(writer)
     }
 
+    /// Where `auditd rebuild` keeps a replaced shadow inside the state directory (`damaged-<UTC time>`).
+    public static let asidePrefix = "damaged-"
+
     /// Opens (or creates) the shadow in `directory`/shadow.sqlite. A directory holding something else
     /// is refused with one line naming it.
     public static func open(directory: String, configuration: ShadowConfiguration = ShadowConfiguration(), create: Bool)
@@ -69,7 +73,7 @@ public final class ShadowStore: Sendable {
         if !exists {
             let foreign =
                 (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter {
-                    !$0.hasPrefix(".") && $0 != "lock"
+                    !$0.hasPrefix(".") && $0 != "lock" && !$0.hasPrefix(asidePrefix)
                 } ?? []
             guard create else { throw ShadowError(message: "state directory '\(directory)' holds no auditd shadow") }
             guard foreign.isEmpty else {
@@ -84,20 +88,68 @@ public final class ShadowStore: Sendable {
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: config)
-            if exists {
-                let format = try pool.read { db in
-                    try? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format'")
-                }
-                guard format == ShadowSchema.marker else {
-                    throw ShadowError(message: "'\(path)' is not an auditd shadow")
-                }
-            }
+            if exists { try checkAtOpen(pool, path: path, directory: directory) }
         } catch let error as ShadowError {
             throw error
+        } catch let error as DatabaseError
+            where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) && exists
+        {
+            throw damaged(path: path, directory: directory, why: error.message ?? "\(error.resultCode)")
         } catch {
-            throw ShadowError(message: "'\(path)' is not an auditd shadow: \(error)")
+            throw ShadowError(message: "cannot open '\(path)': \(error)")
         }
-        return try ShadowStore(writer: pool, configuration: configuration)
+        do {
+            return try ShadowStore(writer: pool, configuration: configuration)
+        } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
+            throw damaged(path: path, directory: directory, why: error.message ?? "\(error.resultCode)")
+        }
+    }
+
+    /// An existing shadow is checked before anything writes to it: that it is one, that no newer auditd
+    /// migrated it (this one would not know its tables), and SQLite's own structural check
+    /// (`PRAGMA quick_check`: pages, b-trees, record formats; the content is checked against the bucket
+    /// hashes by `verify()`).
+    static func checkAtOpen(_ pool: DatabasePool, path: String, directory: String) throws {
+        let (format, applied, problems) = try pool.read { db in
+            let format = try? String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format'")
+            let applied = (try? ShadowSchema.migrator.appliedIdentifiers(db)) ?? []
+            return (format, applied, try String.fetchAll(db, sql: "PRAGMA quick_check(3)"))
+        }
+        if problems != ["ok"] {
+            throw damaged(path: path, directory: directory, why: problems.joined(separator: "; "))
+        }
+        guard format == ShadowSchema.marker else {
+            throw ShadowError(message: "'\(path)' is not an auditd shadow")
+        }
+        let unknown = applied.subtracting(ShadowSchema.migrator.migrations)
+        if !unknown.isEmpty {
+            throw ShadowError(
+                message: "state directory '\(directory)' was written by a newer auditd (schema steps "
+                    + "\(unknown.sorted().joined(separator: ", ")) unknown to this one): run that version, or rebuild "
+                    + "the shadow for this one with 'auditd rebuild --state \(directory)'")
+        }
+    }
+
+    static func damaged(path: String, directory: String, why: String) -> ShadowError {
+        ShadowError(
+            message: "'\(path)' is damaged (\(why.replacingOccurrences(of: "\n", with: "; "))): rebuild it from the "
+                + "log with 'auditd rebuild --state \(directory)' (the damaged files are kept aside)")
+    }
+
+    /// One line when `error` is the state directory failing under SQLite — disk full, I/O error, read-only,
+    /// permission lost — and nil for anything else. SQLite rolls such a transaction back whole: the last
+    /// commit (rows and Kafka offsets together) stays intact, and ingest resumes from it once the cause is gone.
+    public static func storageProblem(_ error: any Error) -> String? {
+        guard let error = error as? DatabaseError else { return nil }
+        let detail = error.message.map { " (\($0))" } ?? ""
+        switch error.resultCode {
+        case .SQLITE_FULL: return "its file system is full\(detail)"
+        case .SQLITE_IOERR: return "I/O error\(detail)"
+        case .SQLITE_READONLY: return "it cannot be written\(detail)"
+        case .SQLITE_CANTOPEN: return "the shadow's files cannot be opened\(detail)"
+        case .SQLITE_PERM, .SQLITE_AUTH: return "permission denied\(detail)"
+        default: return nil
+        }
     }
 
     public static func inMemory(configuration: ShadowConfiguration = ShadowConfiguration()) throws -> ShadowStore {

@@ -30,6 +30,11 @@ public final class InMemoryKafkaLog: KafkaLog {
         }
     }
 
+    /// The records a topic holds now (an empty array for a topic never written).
+    public func records(topic: String) -> [KafkaRecord] {
+        state.withLock { $0.topics[topic]?.records ?? [] }
+    }
+
     /// Drops everything below `offset` (retention).
     public func truncate(topic: String, below offset: Int64) {
         state.withLock { state in

@@ -45,6 +45,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible, Equatabl
     public var isDeadlineExceeded: Bool { kind == .deadlineExceeded }
 
     public var description: String {
+        let target = Redaction.url(target)
         if case .httpStatus(let status) = kind { return "\(method) at \(target): HTTP \(status): \(message)" }
         return "grpc \(method) at \(target): " + (grpcStatus.map { "status \($0): " } ?? "") + message
     }
