@@ -188,7 +188,7 @@ struct IngestService: Service {
                 return status.storageProblem
             }
             if let recovered {
-                context.logger.notice("state directory writable again", metadata: ["was": "\(recovered)"])
+                context.logger.warning("state directory writable again", metadata: ["was": "\(recovered)"])
             }
             context.metrics.stateWritable(true)
         }
