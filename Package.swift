@@ -86,10 +86,9 @@ let package = Package(
             path: "Benchmarks/auditd-bench"
         ),
         // Fuzz targets (libFuzzer): `dev/fuzz TARGET [SECONDS]` builds this with --sanitize=fuzzer.
-        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
         .executableTarget(
             name: "auditd-fuzz",
-            dependencies: ["Auditor", "AuditorMilvus", "AuditorTransport", "MilvusProto", "CLibFuzzer", protobuf],
+            dependencies: ["Auditor", "AuditorMilvus", "AuditorTransport", "MilvusProto", protobuf],
             path: "Fuzz/auditd-fuzz"
         ),
         .testTarget(

@@ -1,61 +1,53 @@
 // auditd-fuzz: coverage-guided fuzz targets (libFuzzer) for every parser of bytes from outside auditd.
-// Built and run by `dev/fuzz TARGET [SECONDS]` (swift build --sanitize=fuzzer); in an ordinary build it
-// only says so. Each target checks the parser's contract as well as "no crash": a violated contract traps,
-// and libFuzzer keeps the input. docs/reliability.md has the runs.
+// `dev/fuzz TARGET [SECONDS]` builds it with `swift build --sanitize=fuzzer` (SwiftPM then compiles this file
+// as a library and links libFuzzer's main, which calls the entry points below) and runs it; an ordinary build
+// gives a binary that does nothing. Each target checks the parser's contract as well as "no crash": a
+// violated contract traps and libFuzzer keeps the input. docs/reliability.md has the runs.
 //
-//   auditd-fuzz TARGET [libFuzzer flags] [CORPUS_DIR ...]   fuzz (or, given files, run just those inputs)
-//   auditd-fuzz seed DIR                                      write generated seed inputs under DIR/TARGET/
-import AuditorMilvus
-import AuditorTransport
-import CLibFuzzer
+//   AUDITD_FUZZ_TARGET=wal|grpc|etcd|config auditd-fuzz [libFuzzer flags] [CORPUS_DIR | FILE ...]
+//   AUDITD_FUZZ_SEEDS=DIR auditd-fuzz        writes the generated seed inputs under DIR/TARGET/ and exits
 import Foundation
 
-let targets: [String: auditd_fuzz_callback] = [
-    "wal": { data, size in
-        FuzzTargets.wal(Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    },
-    "grpc": { data, size in
-        FuzzTargets.grpc(Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    },
-    "etcd": { data, size in
-        FuzzTargets.etcd(Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    },
-    "config": { data, size in
-        FuzzTargets.config(Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
-    },
-]
+/// The target this process fuzzes, from the environment (read once).
+let selectedTarget: FuzzTarget? = ProcessInfo.processInfo.environment["AUDITD_FUZZ_TARGET"].flatMap(
+    FuzzTarget.init(rawValue:))
 
-let arguments = CommandLine.arguments
-if arguments.count == 3, arguments[1] == "seed" {
-    do {
-        try Seeds.write(to: arguments[2])
-    } catch {
-        FileHandle.standardError.write(Data("auditd-fuzz: \(error)\n".utf8))
-        exit(1)
+enum FuzzTarget: String, CaseIterable {
+    case wal, grpc, etcd, config
+
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .wal: FuzzTargets.wal(bytes)
+        case .grpc: FuzzTargets.grpc(bytes)
+        case .etcd: FuzzTargets.etcd(bytes)
+        case .config: FuzzTargets.config(bytes)
+        }
     }
-    exit(0)
 }
-guard arguments.count >= 2, let callback = targets[arguments[1]] else {
-    FileHandle.standardError.write(
-        Data(
-            ("usage: auditd-fuzz TARGET [libFuzzer flags] [CORPUS ...] | auditd-fuzz seed DIR\n"
-                + "targets: \(targets.keys.sorted().joined(separator: " "))\n").utf8))
-    exit(2)
+
+@_cdecl("LLVMFuzzerInitialize")
+func fuzzerInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutableRawPointer?) -> Int32 {
+    let environment = ProcessInfo.processInfo.environment
+    if let directory = environment["AUDITD_FUZZ_SEEDS"] {
+        do {
+            try Seeds.write(to: directory)
+            exit(0)
+        } catch {
+            FileHandle.standardError.write(Data("auditd-fuzz: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+    guard selectedTarget != nil else {
+        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")
+        FileHandle.standardError.write(Data("auditd-fuzz: set AUDITD_FUZZ_TARGET=\(names)\n".utf8))
+        exit(2)
+    }
+    return 0
 }
-// libFuzzer sees the program name and everything after the target.
-var driverArguments = ([arguments[0]] + arguments.dropFirst(2)).map { strdup($0) }
-var argc = Int32(driverArguments.count)
-let status = driverArguments.withUnsafeMutableBufferPointer { buffer -> Int32 in
-    var argv = buffer.baseAddress
-    return auditd_fuzz_run(&argc, &argv, callback)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data, let target = selectedTarget else { return 0 }
+    target.run(Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
 }
-if status == -1 {
-    FileHandle.standardError.write(
-        Data("auditd-fuzz: not built with libFuzzer; run it through dev/fuzz TARGET [SECONDS]\n".utf8))
-    exit(2)
-}
-exit(status)

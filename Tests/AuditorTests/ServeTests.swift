@@ -278,6 +278,11 @@ struct ServeTests {
         #expect(metrics.contains("auditd_replica_healthy{collection=\"\("synth")\",replica=\"1\"} 1"))
         #expect(try await get(p, "/v1/findings?state=bogus").0 == 400)
         #expect(try await get(p, "/nowhere").0 == 404)
+        // read-only: no other method is answered on any path
+        for path in ["/v1/report", "/v1/findings?state=open", "/v1/restarts", "/metrics", "/healthz", "/readyz"] {
+            let (code, _) = try await HTTPClient().post("http://127.0.0.1:\(p)\(path)", json: Array("{}".utf8))
+            #expect(code == 404 || code == 405, "POST \(path) answered \(code)")
+        }
         #expect(try await get(p, "/healthz").0 == 200)  // still serving after bad requests
         // replica 2's node restarts: a window opens at once and closes when it answers every row again
         sessions.send(.down(nodeID: 20))

@@ -82,6 +82,8 @@ struct SettingsTests {
             (["alertmanager": "am:9093"], [:], "--alertmanager: 'am:9093' is not an http:// or https:// URL"),
             ([:], ["AUDITD_WATCH_RESTARTS": "maybe"], "AUDITD_WATCH_RESTARTS: 'maybe' is not true or false"),
             (["kafka-retention": "a week"], [:], "--kafka-retention: 'a week' is not a number of seconds"),
+            // found by `dev/fuzz config`: a value with a newline split the refusal into two lines
+            ([:], ["AUDITD_LISTEN": "0.9092\n:x"], "AUDITD_LISTEN: '0.9092\\n:x' is not HOST:PORT"),
         ] as [([String: String?], [String: String], String)])
     func aBadValueIsOneLineNamingWhereItCameFrom(
         flags: [String: String?], environment: [String: String], message: String

@@ -151,7 +151,7 @@ public struct Settings: Sendable, Equatable {
                 let parts = property.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty else {
                     throw ApplicationError(
-                        .configuration, "\(origin): '\(Redaction.property(property))' is not KEY=VALUE")
+                        .configuration, "\(origin): '\(Redaction.oneLine(Redaction.property(property)))' is not KEY=VALUE")
                 }
                 s.kafkaProperties[String(parts[0])] = String(parts[1])
             }
@@ -165,7 +165,7 @@ public struct Settings: Sendable, Equatable {
         var origin: String
 
         func invalid(_ why: String) -> ApplicationError {
-            ApplicationError(.configuration, "\(origin): '\(Redaction.url(text))' \(why)")
+            ApplicationError(.configuration, "\(origin): '\(Redaction.oneLine(Redaction.url(text)))' \(why)")
         }
 
         func seconds() throws(ApplicationError) -> Int {

@@ -38,6 +38,16 @@ public enum Redaction {
         return String(text[..<scheme.upperBound]) + user + ":" + mask + String(text[at...])
     }
 
+    /// `text` as one line: newlines and other control characters shown escaped (`\n`, `\u{1}`), so an echoed
+    /// value cannot split a one-line refusal.
+    public static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        return String(
+            text.unicodeScalars.map { scalar -> String in
+                scalar.properties.generalCategory == .control ? scalar.escaped(asASCII: true) : String(scalar)
+            }.joined())
+    }
+
     /// `text` with every occurrence of the given secret values replaced by the mask.
     public static func scrub(_ text: String, secrets: some Sequence<String>) -> String {
         var text = text

@@ -286,6 +286,7 @@ extension ShadowStore {
                         c.replicasTotal, c.buckets, c.seconds, c.slice,
                     ])
             }
+            Failpoint.pause("record")  // crash tests: kill -9 with the round half recorded
         }
     }
 

@@ -7,9 +7,20 @@ import GRDB
 enum ShadowSchema {
     static let marker = "auditd-shadow"
 
+    /// Each step runs in its own transaction; the `migration` failpoint (crash tests) pauses at its end, before
+    /// the commit.
+    static func register(
+        _ migrator: inout DatabaseMigrator, _ identifier: String, _ body: @escaping @Sendable (Database) throws -> Void
+    ) {
+        migrator.registerMigration(identifier) { db in
+            try body(db)
+            Failpoint.pause("migration", identifier)
+        }
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1-shadow") { db in
+        register(&migrator, "v1-shadow") { db in
             try db.execute(
                 sql: """
                     CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
@@ -84,11 +95,11 @@ enum ShadowSchema {
                     """)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?)", arguments: [marker])
         }
-        migrator.registerMigration("v2-bootstrap") { db in
+        register(&migrator, "v2-bootstrap") { db in
             // Seeded from Milvus at this ts: log records of the collection at or before it are in the seed.
             try db.execute(sql: "ALTER TABLE collections ADD COLUMN bootstrap_ts INTEGER")
         }
-        migrator.registerMigration("v3-replica-findings") { db in
+        register(&migrator, "v3-replica-findings") { db in
             for column in [
                 "replica_id INTEGER", "node_ids TEXT", "pks TEXT", "pk_count INTEGER", "ts INTEGER",
                 "confirmed_ms INTEGER",
@@ -96,7 +107,7 @@ enum ShadowSchema {
                 try db.execute(sql: "ALTER TABLE findings ADD COLUMN \(column)")
             }
         }
-        migrator.registerMigration("v4-finding-lifecycle") { db in
+        register(&migrator, "v4-finding-lifecycle") { db in
             // suspected → confirmed → resolved; one open finding per (kind, collection, replica).
             for column in [
                 "last_seen_ms INTEGER", "resolved_ms INTEGER", "window_start_ms INTEGER", "window_end_ms INTEGER",
@@ -118,7 +129,7 @@ enum ShadowSchema {
                         seconds REAL NOT NULL)
                     """)
         }
-        migrator.registerMigration("v5-replica-topology") { db in
+        register(&migrator, "v5-replica-topology") { db in
             // The last shard leaders seen per replica: evidence when a replica's node is gone, and restarts.
             try db.execute(
                 sql: """
@@ -130,10 +141,10 @@ enum ShadowSchema {
                         PRIMARY KEY (collection_id, replica_id))
                     """)
         }
-        migrator.registerMigration("v6-sample-slice") { db in
+        register(&migrator, "v6-sample-slice") { db in
             try db.execute(sql: "ALTER TABLE coverage ADD COLUMN slice INTEGER")
         }
-        migrator.registerMigration("v7-peer-replica-and-rounds") { db in
+        register(&migrator, "v7-peer-replica-and-rounds") { db in
             // A divergence names both replicas; the latest round says what it could not audit, and why.
             try db.execute(sql: "ALTER TABLE findings ADD COLUMN peer_replica_id INTEGER")
             try db.execute(sql: "ALTER TABLE findings ADD COLUMN peer_node_ids TEXT")
@@ -156,7 +167,7 @@ enum ShadowSchema {
                         reason TEXT NOT NULL);
                     """)
         }
-        migrator.registerMigration("v8-deleted-rows") { db in
+        register(&migrator, "v8-deleted-rows") { db in
             // Row versions removed by a delete, kept until every pchannel's time tick passed the delete: the
             // audit's cut T may lie before a delete the shadow already applied (T is the lowest tick of a
             // collection's pchannels, and ingest goes on while a round runs); at T those rows were live.
@@ -173,7 +184,7 @@ enum ShadowSchema {
                     CREATE INDEX deleted_rows_by_deleted_ts ON deleted_rows (deleted_ts);
                     """)
         }
-        migrator.registerMigration("v9-restarts") { db in
+        register(&migrator, "v9-restarts") { db in
             // Every QueryNode restart per replica: down, serving again, caught up (docs/operations.md).
             try db.execute(
                 sql: """
