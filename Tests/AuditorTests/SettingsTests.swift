@@ -93,6 +93,15 @@ struct SettingsTests {
         }
     }
 
+    /// Found by `dev/fuzz config`: "\r\n" is one Character in Swift, so a file with Windows line endings was one
+    /// long line, refused as an unknown key that spanned lines.
+    @Test func aFileWithWindowsLineEndingsParsesLineByLine() throws {
+        let file = try ConfigFile.parse("brokers: k1:9092\r\nstate: /var/lib/auditd\r\n# note\r\nsettle: 3\r\n")
+        #expect(file.values == ["brokers": "k1:9092", "state": "/var/lib/auditd", "settle": "3"])
+        let error = #expect(throws: ApplicationError.self) { _ = try ConfigFile.parse("brokers: k:1\r\nb0.3\r\nx: 1") }
+        #expect(error?.message == "config:2: expected 'key: value', got 'b0.3'")
+    }
+
     @Test func aBadValueInTheFileNamesTheKey() throws {
         let file = try ConfigFile.parse("watch-limit: soon")
         #expect(

@@ -47,14 +47,16 @@ public struct ConfigFile: Sendable, Equatable {
 
     public static func parse(_ text: String, source: String = "config") throws -> ConfigFile {
         var file = ConfigFile()
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line =
                 rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
                 .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
             if line.isEmpty { continue }
             guard let colon = line.firstIndex(of: ":") else {
                 throw ApplicationError(
-                    .configuration, "\(source):\(index + 1): expected 'key: value', got '\(Redaction.property(line))'")
+                    .configuration,
+                    "\(source):\(index + 1): expected 'key: value', got '\(Redaction.oneLine(Redaction.property(line)))'"
+                )
             }
             let key = line[..<colon].trimmingCharacters(in: .whitespaces)
             var value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -64,7 +66,7 @@ public struct ConfigFile: Sendable, Equatable {
             guard keys.contains(key) else {
                 throw ApplicationError(
                     .configuration,
-                    "\(source):\(index + 1): unknown key '\(key)' (known: \(keys.sorted().joined(separator: ", ")))"
+                    "\(source):\(index + 1): unknown key '\(Redaction.oneLine(key))' (known: \(keys.sorted().joined(separator: ", ")))"
                 )
             }
             if key == "kafka-property" { file.kafkaProperties.append(value) } else { file.values[key] = value }
