@@ -1,6 +1,6 @@
 """kill -9 of the sidecar while Milvus is written to, and inside auditd's own write transactions.
 
-- `auditd serve` is killed with SIGKILL at random moments (AUDITD_CRASH_KILLS times, default 20; the figure
+- `auditd serve` is killed with SIGKILL at random moments (AUDITD_CRASH_KILLS times, default 10 in CI; the figure
   in docs/reliability.md is from 100) while a seed workload writes through Milvus — 2048-d ReID rows in
   batches of 20, deletes, upserts, REPLICA=2 — and audit rounds run every 2 s. After every kill the shadow
   must equal a fresh replay of the log to the positions it committed (`auditd verify --replay`: rows,
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, "dev"))
 import workload  # noqa: E402
 
 pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="needs dev/cluster up + dev/cluster exec")
-KILLS = int(os.environ.get("AUDITD_CRASH_KILLS", "20"))
+KILLS = int(os.environ.get("AUDITD_CRASH_KILLS", "10"))
 
 
 class SeedWorkload:
@@ -49,12 +49,16 @@ class SeedWorkload:
         self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
         self.pks, self.counts = [], {"inserted": 0, "deleted": 0, "upserted": 0, "errors": 0}
         self.stop = threading.Event()
+        self.running = threading.Event()  # cleared: the workload pauses (while a replay verifies)
+        self.running.set()
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
     def loop(self):
         i = 0
         while not self.stop.is_set():
+            if not self.running.wait(0.5):
+                continue
             try:
                 rows = [workload.reid_row(self.rng, self.nprng, len(self.pks) + n, 2048) for n in range(20)]
                 self.collection.insert(rows, timeout=30)
@@ -104,13 +108,15 @@ def test_kill9_of_serve_under_a_live_workload_leaves_the_shadow_equal_to_a_fresh
             assert serve.poll() is None, "serve ended by itself before kill %d (exit %s)" % (i, serve.returncode)
             serve.send_signal(signal.SIGKILL)
             serve.wait()
+            load.running.clear()  # the log grows only while serve runs: replays stay short
             check, seconds = verify_replay(state)
+            load.running.set()
             replay_seconds.append(seconds)
             assert check.returncode == 0, "after kill %d: %s" % (i, check.stdout + check.stderr)
     finally:
         load.close()
-    print("kills: %d; workload: %s; verify --replay: median %.1f s" % (
-        KILLS, load.counts, sorted(replay_seconds)[len(replay_seconds) // 2]))
+    print("kills: %d; workload: %s; verify --replay: median %.1f s, max %.1f s" % (
+        KILLS, load.counts, sorted(replay_seconds)[len(replay_seconds) // 2], max(replay_seconds)))
     assert load.counts["inserted"] > 0 and load.counts["deleted"] > 0 and load.counts["upserted"] > 0
 
 
