@@ -10,6 +10,7 @@ COPY Package.swift ./
 COPY Sources ./Sources
 COPY Benchmarks ./Benchmarks
 COPY Tests ./Tests
+COPY Fuzz ./Fuzz
 RUN swift build -c release --product auditd --static-swift-stdlib \
     && cp "$(swift build -c release --show-bin-path)/auditd" /usr/local/bin/auditd
 

@@ -37,6 +37,14 @@ def test_dockerfile_runs_serve_as_non_root_with_a_state_volume_and_a_healthcheck
     assert 'ENTRYPOINT ["auditd", "serve"]' in runtime
 
 
+def test_the_image_build_copies_every_folder_a_target_lives_in():
+    # SwiftPM refuses a manifest whose target folder is missing, even when building one product
+    package = open(os.path.join(ROOT, "Package.swift")).read()
+    folders = {p.split("/")[0] for p in re.findall(r'path: "([^"]+)"', package)} | {"Sources", "Tests"}
+    copied = set(re.findall(r"^COPY (\S+) ", dockerfile(), re.M))
+    assert folders <= copied, "not copied into the build stage: %s" % sorted(folders - copied)
+
+
 def test_compose_declares_the_sidecar_and_the_monitoring_profile():
     services = compose()["services"]
     auditd = services["auditd"]
