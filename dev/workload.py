@@ -124,8 +124,14 @@ def create(name, schema, index_field, index, shards, replicas):
         utility.drop_collection(name)
     collection = Collection(name, schema, shards_num=shards)
     collection.create_index(index_field, index)
-    collection.load(replica_number=replicas)
+    collection.load(replica_number=replicas, timeout=300)
     return collection
+
+
+def create_reid(name, shards=2, replicas=2):
+    """A fresh 2048-d ReID collection (IVF_FLAT, inner product), loaded with `replicas` replicas."""
+    return create(name, reid_schema(2048), "embedding",
+                  {"index_type": "IVF_FLAT", "metric_type": "IP", "params": {"nlist": 64}}, shards, replicas)
 
 
 def main():

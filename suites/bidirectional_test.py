@@ -18,15 +18,9 @@ class Records:
     """A ReID collection (2 shards, REPLICA=2) written in small batches."""
 
     def __init__(self, ctx, name, rows):
-        from pymilvus import Collection, utility
         ctx.connect()
-        if utility.has_collection(name):
-            utility.drop_collection(name)
         self.name = name
-        self.collection = Collection(name, workload.reid_schema(2048), shards_num=2)
-        self.collection.create_index("embedding", {"index_type": "IVF_FLAT", "metric_type": "IP",
-                                                   "params": {"nlist": 64}})
-        self.collection.load(replica_number=2, timeout=300)
+        self.collection = workload.create_reid(name)
         self.rng = random.Random(ctx.seed)
         self.nprng = np.random.default_rng(ctx.seed)
         self.written = 0

@@ -37,15 +37,10 @@ class SeedWorkload:
     """Inserts (batch 20), deletes and upserts into a ReID collection until stopped."""
 
     def __init__(self, name, seed):
-        from pymilvus import Collection, connections, utility
+        from pymilvus import connections
         connections.connect(host="127.0.0.1", port="19530")
-        if utility.has_collection(name):
-            utility.drop_collection(name)
         self.name = name
-        self.collection = Collection(name, workload.reid_schema(2048), shards_num=2)
-        self.collection.create_index("embedding", {"index_type": "IVF_FLAT", "metric_type": "IP",
-                                                   "params": {"nlist": 64}})
-        self.collection.load(replica_number=2, timeout=300)
+        self.collection = workload.create_reid(name)
         self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
         self.pks, self.counts = [], {"inserted": 0, "deleted": 0, "upserted": 0, "errors": 0}
         self.stop = threading.Event()
