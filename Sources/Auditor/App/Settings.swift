@@ -151,7 +151,8 @@ public struct Settings: Sendable, Equatable {
                 let parts = property.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty else {
                     throw ApplicationError(
-                        .configuration, "\(origin): '\(Redaction.oneLine(Redaction.property(property)))' is not KEY=VALUE")
+                        .configuration,
+                        "\(origin): '\(Redaction.oneLine(Redaction.property(property)))' is not KEY=VALUE")
                 }
                 s.kafkaProperties[String(parts[0])] = String(parts[1])
             }
