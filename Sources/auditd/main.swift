@@ -32,17 +32,19 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("kafka-property"), help: "Extra librdkafka property KEY=VALUE (repeatable).")
     var kafkaProperties: [String] = []
 
-    /// Resolves every setting (flags > AUDITD_* > config file); `extra`: the subcommand's own flags by key.
-    func settings(_ extra: [String: String?] = [:]) throws -> Settings {
+    /// Resolves every setting (flags > AUDITD_* > config file) and returns them with the config file they
+    /// were read from; `extra`: the subcommand's own flags by key.
+    func settings(_ extra: [String: String?] = [:]) throws -> (Settings, ConfigFile) {
         do {
             let file = try config.map { try ConfigFile.load(path: $0) } ?? ConfigFile()
             let flags: [String: String?] = [
                 "brokers": brokers, "milvus": milvus, "state": state, "etcd": etcd, "etcd-root": etcdRoot,
                 "topic-prefix": topicPrefix, "log-level": logLevel,
             ]
-            return try Settings.resolve(
+            let settings = try Settings.resolve(
                 flags: flags.merging(extra) { $1 }, kafkaPropertyFlags: kafkaProperties,
                 environment: ProcessInfo.processInfo.environment, file: file)
+            return (settings, file)
         } catch let error as ApplicationError {
             throw ValidationError(error.message)
         }
@@ -52,8 +54,8 @@ struct ConnectionOptions: ParsableArguments {
 
     /// The application for these settings, logging to stderr (after the config file's warnings, if any).
     func application(_ extra: [String: String?] = [:]) throws -> (Application, Settings) {
-        let settings = try settings(extra)
-        for warning in (try? config.map { try ConfigFile.load(path: $0) })?.warnings ?? [] {
+        let (settings, file) = try settings(extra)
+        for warning in file.warnings {
             FileHandle.standardError.write(Data("auditd: warning: \(warning)\n".utf8))
         }
         let logger = Logger(label: "auditd") { StreamLogHandler.standardError(label: $0) }

@@ -90,10 +90,9 @@ public struct Application: Sendable {
         let store = try openStore(directory, shadow: shadow, create: true)
         let problems = try store.verify()
         if let first = problems.first {
-            throw ShadowError(
-                message: "'\((directory as NSString).appendingPathComponent("shadow.sqlite"))' does not match its own "
-                    + "checksums (\(first)\(problems.count > 1 ? "; \(problems.count - 1) more" : "")): rebuild it from "
-                    + "the log with 'auditd rebuild --state \(directory)' (the damaged files are kept aside)")
+            throw ShadowStore.untrusted(
+                "'\((directory as NSString).appendingPathComponent("shadow.sqlite"))' does not match its own checksums "
+                    + "(\(first)\(problems.count > 1 ? "; \(problems.count - 1) more" : ""))", directory: directory)
         }
         return store
     }

@@ -55,15 +55,16 @@ extension Application {
         let startedMs = clock.nowMs()
         let lock = try StateLock(directory: options.stateDirectory, command: "audit")
         defer { lock.release() }
+        // `audit` judges the shadow as it is (serve and run check its checksums before they build on it)
+        let store: ShadowStore
         do {
-            var run = RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus)
-            run.checkChecksums = false  // `audit` judges what the shadow holds; serve and run guard it at start
-            _ = try await ingest(run)
+            store = try openStore(options.stateDirectory, create: true)
+            _ = try await ingest(
+                RunOptions(stateDirectory: options.stateDirectory, once: true, milvus: options.milvus), store: store)
         } catch {
             await recordFailedRound(options, startedMs: startedMs, error: error)
             throw error
         }
-        let store = try openStore(options.stateDirectory, create: false)
         return try await auditShadow(options, store: store, source: source, catalog: catalog)
     }
 

@@ -24,10 +24,11 @@ extension Application {
         defer { lock.release() }
         let keptAt = try Self.moveShadowAside(stateDirectory, nowMs: clock.nowMs())
         if let keptAt { progress?("rebuild: the previous shadow is kept in \(keptAt)") }
-        let stats = try await ingest(RunOptions(stateDirectory: stateDirectory, once: true, milvus: milvus)) {
-            progress?("rebuild: \($0.records) records replayed")
-        }
-        let summary = try openStore(stateDirectory, create: false).summary()
+        let store = try openStore(stateDirectory, create: true)  // new: nothing to check yet
+        let stats = try await ingest(
+            RunOptions(stateDirectory: stateDirectory, once: true, milvus: milvus), store: store
+        ) { progress?("rebuild: \($0.records) records replayed") }
+        let summary = try await store.perform { try $0.summary() }
         var result = RebuildResult(keptAt: keptAt, stats: stats, bootstrapped: [], incomplete: [])
         for collection in summary.collections where collection.history == "incomplete" && collection.state == "live" {
             guard let milvus else {

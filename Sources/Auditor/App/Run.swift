@@ -15,8 +15,6 @@ public struct RunOptions: Sendable {
     public var shadow: ShadowConfiguration
     /// Milvus proxy (gRPC, HOST:PORT) asked for schemas of collections whose CreateCollection is not in the log.
     public var milvus: String?
-    /// Recompute the bucket checksums before adding to the shadow (serve, run, rebuild).
-    public var checkChecksums = true
     public init(
         stateDirectory: String, once: Bool = false, shadow: ShadowConfiguration = ShadowConfiguration(),
         milvus: String? = nil
@@ -46,11 +44,7 @@ extension Application {
         _ options: RunOptions, stop: StopFlag = StopFlag(), store given: ShadowStore? = nil,
         dataOffsets: DataOffsets? = nil, progress: ((ShadowIngester.Stats) -> Void)? = nil
     ) async throws -> ShadowIngester.Stats {
-        let store =
-            try given
-            ?? (options.checkChecksums
-                ? openCheckedStore(options.stateDirectory, shadow: options.shadow)
-                : openStore(options.stateDirectory, shadow: options.shadow, create: true))
+        let store = try given ?? openCheckedStore(options.stateDirectory, shadow: options.shadow)
         let logger = configuration.logger
         let schemaSource: (@Sendable (Int64) async -> CollectionSchemaInfo?)? = options.milvus.map { target in
             let client = MilvusClient(target: target)

@@ -131,9 +131,14 @@ public final class ShadowStore: Sendable {
     }
 
     static func damaged(path: String, directory: String, why: String) -> ShadowError {
+        untrusted("'\(path)' is damaged (\(why.replacingOccurrences(of: "\n", with: "; ")))", directory: directory)
+    }
+
+    /// A shadow that must not be built on: `problem`, then how to get a trusted one back.
+    public static func untrusted(_ problem: String, directory: String) -> ShadowError {
         ShadowError(
-            message: "'\(path)' is damaged (\(why.replacingOccurrences(of: "\n", with: "; "))): rebuild it from the "
-                + "log with 'auditd rebuild --state \(directory)' (the damaged files are kept aside)")
+            message: "\(problem): rebuild it from the log with 'auditd rebuild --state \(directory)' (the damaged "
+                + "files are kept aside)")
     }
 
     /// One line when `error` is the state directory failing under SQLite — disk full, I/O error, read-only,
