@@ -134,6 +134,12 @@ def create_reid(name, shards=2, replicas=2):
                   {"index_type": "IVF_FLAT", "metric_type": "IP", "params": {"nlist": 64}}, shards, replicas)
 
 
+def create_scalars(name, shards=2, replicas=2):
+    """A fresh collection of every scalar type (arrays included) and a binary vector, loaded with `replicas`."""
+    return create(name, scalars_schema(), "sig",
+                  {"index_type": "BIN_FLAT", "metric_type": "HAMMING", "params": {}}, shards, replicas)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--uri", default="http://127.0.0.1:19530")
@@ -159,9 +165,7 @@ def main():
             {"index_type": "FLAT", "metric_type": "IP", "params": {}}, args.shards, args.replicas)
         plans.append((reid, lambda i: reid_row(rng, nprng, i, args.dim), "detection_id"))
     if args.only in (None, "scalars"):
-        scalars = create(
-            f"{args.prefix}_scalars", scalars_schema(), "sig",
-            {"index_type": "BIN_FLAT", "metric_type": "HAMMING", "params": {}}, args.shards, args.replicas)
+        scalars = create_scalars(f"{args.prefix}_scalars", args.shards, args.replicas)
         plans.append((scalars, lambda i: scalars_row(rng, i), "id"))
     result = {"collections": []}
     for collection, make_row, pk_name in plans:

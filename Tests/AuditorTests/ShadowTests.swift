@@ -52,6 +52,17 @@ struct LogWriter {
     }
 
     func garbage() { log.append(topic: topic, value: [0xff, 0x01, 0x02]) }
+
+    /// Int64 pk 100 and an Array field 101 whose data does not name its element type, as pymilvus 2.3 sends it.
+    static func arrayInsert(_ pks: [Int64], ts: UInt64) -> Milvus_Proto_Msg_InsertRequest {
+        var tags = Fixtures.field(101, .array)
+        tags.scalars.arrayData.data = pks.map { pk in
+            var element = Milvus_Proto_Schema_ScalarField()
+            element.longData.data = [pk, -pk]
+            return element
+        }
+        return Fixtures.insert(pks: Fixtures.longs(100, pks), others: [tags], rows: pks.count, ts: ts)
+    }
 }
 
 @Suite("Shadow semantics")
@@ -467,6 +478,38 @@ struct ShadowTests {
             #expect(!error.message.contains("\n") && error.message.contains(dir.path))
         }
     }
+
+    /// Found by the live-workload kill test: an Array field's element type is only in the schema (pymilvus 2.3
+    /// sends the array data without it). After a restart past the collection's CreateCollection the ingest
+    /// must still decode it: the shadow keeps the whole schema and hands it back to the decoder.
+    @Test func aRestartPastCreateCollectionStillDecodesArrayFields() async throws {
+        var create = Fixtures.createCollection(fields: [
+            Fixtures.fieldSchema(100, "id", .int64, pk: true), Fixtures.fieldSchema(101, "tags", .array),
+        ])
+        var schema = try Milvus_Proto_Schema_CollectionSchema(serializedBytes: create.schema)
+        schema.fields[1].elementType = .int64
+        create.schema = try schema.serializedData()
+        func tick(_ ts: UInt64) throws -> [UInt8] {
+            var tick = Milvus_Proto_Msg_TimeTickMsg()
+            tick.base = Fixtures.base(.timeTick, ts: ts)
+            return try Array(tick.serializedData())
+        }
+        let log = InMemoryKafkaLog()
+        create.base.timestamp = 5
+        log.append(topic: Fixtures.pchannel, value: try Array(create.serializedData()))
+        log.append(topic: Fixtures.pchannel, value: try tick(10))
+        let restarted = try ShadowStore.inMemory()
+        try await ingest(log, into: restarted)
+        log.append(
+            topic: Fixtures.pchannel, value: try Array(LogWriter.arrayInsert([1, 2, 3], ts: 20).serializedData()))
+        log.append(topic: Fixtures.pchannel, value: try tick(30))
+        try await ingest(log, into: restarted)  // a new ingester: what a restarted auditd runs
+        let fresh = try ShadowStore.inMemory()
+        try await ingest(log, into: fresh)
+        #expect(try restarted.summary().quarantined == 0)
+        #expect(try live(restarted) == [1: [20], 2: [20], 3: [20]])
+        #expect(try restarted.differences(from: fresh).isEmpty)
+    }
 }
 
 @Suite("Schemas from Milvus")
@@ -495,5 +538,28 @@ struct SchemaSourceTests {
         while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
         #expect(Set(try store.liveRows(collectionID: 4455).map(\.pk)) == [.string("a"), .string("b")])
         #expect(try store.summary().collections.first?.history == "incomplete")
+    }
+
+    /// Without a schema an Array field cannot be decoded: the ingest asks Milvus for it instead of quarantining.
+    @Test func anInsertUndecodableWithoutItsSchemaGetsTheSchemaFromMilvus() async throws {
+        let log = InMemoryKafkaLog()
+        log.append(topic: Fixtures.pchannel, value: try Array(LogWriter.arrayInsert([7, 8], ts: 10).serializedData()))
+        var tick = Milvus_Proto_Msg_TimeTickMsg()
+        tick.base = Fixtures.base(.timeTick, ts: 20)
+        log.append(topic: Fixtures.pchannel, value: try Array(tick.serializedData()))
+        let schema = CollectionSchemaInfo(
+            collectionID: Fixtures.collectionID, name: "c",
+            fields: [
+                FieldInfo(id: 100, name: "id", type: .int64, isPrimaryKey: true),
+                FieldInfo(id: 101, name: "tags", type: .array, elementType: .int64),
+            ])
+        let store = try ShadowStore.inMemory()
+        let ingester = ShadowIngester(
+            log: log, store: store, topicPrefix: "by-dev-rootcoord-dml", logger: Logger(label: "test"),
+            schemaSource: { id in id == Fixtures.collectionID ? schema : nil })
+        try await ingester.start()
+        while !ingester.caughtUp { try await ingester.step(timeout: .milliseconds(1)) }
+        #expect(try store.summary().quarantined == 0)
+        #expect(Set(try store.liveRows(collectionID: Fixtures.collectionID).map(\.pk)) == [.int(7), .int(8)])
     }
 }

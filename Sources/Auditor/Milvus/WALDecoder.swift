@@ -29,7 +29,12 @@ public struct WALDecoder {
         schemas[collectionID] = nil
     }
 
+    /// The collection of the last decoded record when it was an insert that could not be decoded without its
+    /// schema (an Array field's element type is only in the schema): a caller that can ask Milvus may retry.
+    public private(set) var failedWithoutSchema: Int64?
+
     public mutating func decode(_ record: KafkaRecord) -> WALMessage {
+        failedWithoutSchema = nil
         var message = WALMessage(
             pchannel: record.topic, offset: record.offset, kafkaTimestampMs: record.timestampMs, ts: 0, sourceID: 0,
             body: .undecodable(reason: "empty"))
@@ -87,7 +92,12 @@ public struct WALDecoder {
         switch MilvusMessageType(rawValue: type) {
         case .insert?:
             let request = try Milvus_Proto_Msg_InsertRequest(serializedBytes: value, options: options)
-            return .insert(try decodeInsert(request, baseTimestamp: baseTimestamp))
+            do {
+                return .insert(try decodeInsert(request, baseTimestamp: baseTimestamp))
+            } catch {
+                if schemas[request.collectionID] == nil { failedWithoutSchema = request.collectionID }
+                throw error
+            }
         case .delete?:
             let request = try Milvus_Proto_Msg_DeleteRequest(serializedBytes: value, options: options)
             return .delete(try decodeDelete(request, baseTimestamp: baseTimestamp))

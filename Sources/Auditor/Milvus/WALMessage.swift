@@ -31,7 +31,7 @@ public enum MilvusMessageType: Int, Sendable, CaseIterable {
 }
 
 /// Milvus data types (schema.proto numbering).
-public enum MilvusDataType: Int, Sendable, Hashable, CustomStringConvertible {
+public enum MilvusDataType: Int, Sendable, Hashable, Codable, CustomStringConvertible {
     case none = 0
     case bool = 1
     case int8 = 2
@@ -74,7 +74,7 @@ public enum MilvusDataType: Int, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One field of a collection schema as seen in the log (or from DescribeCollection).
-public struct FieldInfo: Sendable, Equatable {
+public struct FieldInfo: Sendable, Equatable, Codable {
     public var id: Int64
     public var name: String
     public var type: MilvusDataType
@@ -105,7 +105,7 @@ public struct FieldInfo: Sendable, Equatable {
     public var isSystem: Bool { id < 100 }
 }
 
-public struct CollectionSchemaInfo: Sendable, Equatable {
+public struct CollectionSchemaInfo: Sendable, Equatable, Codable {
     public var collectionID: Int64
     public var name: String
     public var dbName: String

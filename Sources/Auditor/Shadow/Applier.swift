@@ -116,10 +116,7 @@ struct Applier {
 
     mutating func createCollection(_ schema: CollectionSchemaInfo, ts: UInt64) throws {
         let pkIsInt = schema.primaryKey.map { $0.type == .int64 }
-        let fields = schema.fields.map { "\($0.id):\($0.name):\($0.type)\($0.dim.map { "[\($0)]" } ?? "")" }
-        let summary =
-            "{\"fields\":[\(fields.map(JSONLine.quoted).joined(separator: ","))],"
-            + "\"vchannels\":[\(schema.virtualChannels.map(JSONLine.quoted).joined(separator: ","))]}"
+        let summary = ShadowStore.schemaJSON(schema)
         if cache.collections[schema.collectionID] == nil,
             try Int64.fetchOne(
                 db, sql: "SELECT id FROM collections WHERE collection_id = ?", arguments: [schema.collectionID]) == nil

@@ -76,6 +76,11 @@ public final class ShadowIngester {
     public func start() async throws {
         try await flush()
         let stored = try await store.perform(on: committer) { try $0.checkpoints() }
+        // decode as an uninterrupted ingest would: with every schema the log already gave
+        for schema in try await store.perform(on: committer, { try $0.liveSchemas() })
+        where decoder.schemas[schema.collectionID] == nil {
+            decoder.register(schema)
+        }
         let new = try await follower.unfollowedTopics()
         let marks = try await follower.log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
         for topic in new {
@@ -197,7 +202,9 @@ public final class ShadowIngester {
                 continue
             }
             var message = decoder.decode(record)
-            if let schemaSource, let unknown = Self.inferredCollection(message), !lookedUp.contains(unknown) {
+            if let schemaSource, let unknown = Self.inferredCollection(message) ?? decoder.failedWithoutSchema,
+                !lookedUp.contains(unknown)
+            {
                 // First seen through data: ask Milvus for the schema, then decode the record again exactly.
                 lookedUp.insert(unknown)
                 if let schema = await schemaSource(unknown) {

@@ -122,6 +122,26 @@ extension ShadowStore {
         }
     }
 
+    /// The schemas the log gave the live collections (CreateCollection, or Milvus at bootstrap). A restarted
+    /// ingest decodes with them exactly as before the restart: without them a record whose schema the log
+    /// carried long before the resume position decodes schemaless, and some fields (arrays: their element
+    /// type is only in the schema) cannot be decoded at all. Shadows written before the schema was kept
+    /// whole have none (nil entries are skipped).
+    public func liveSchemas() throws -> [CollectionSchemaInfo] {
+        try writer.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT schema_json FROM collections WHERE state = 'live' AND schema_json IS NOT NULL"
+            ).compactMap { try? JSONDecoder().decode(CollectionSchemaInfo.self, from: Data($0.utf8)) }
+        }
+    }
+
+    /// How a schema is kept in `collections.schema_json`: the whole CollectionSchemaInfo, keys sorted.
+    static func schemaJSON(_ schema: CollectionSchemaInfo) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(schema)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
     public func collectionIDs() throws -> [Int64] {
         try writer.read { db in try Int64.fetchAll(db, sql: "SELECT collection_id FROM collections ORDER BY id") }
     }

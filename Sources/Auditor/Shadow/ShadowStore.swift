@@ -173,16 +173,17 @@ public final class ShadowStore: Sendable {
                     cache = WriteCache()  // derived state is rebuilt from the tables afterwards
                     try db.execute(
                         sql: """
-                            INSERT INTO collections (collection_id, name, db, pk_is_int, history, buckets, pchannels,
-                                bootstrap_ts)
-                            VALUES (?, ?, ?, ?, 'bootstrapped', ?, ?, ?)
+                            INSERT INTO collections (collection_id, name, db, schema_json, pk_is_int, history,
+                                buckets, pchannels, bootstrap_ts)
+                            VALUES (?, ?, ?, ?, ?, 'bootstrapped', ?, ?, ?)
                             ON CONFLICT(collection_id) DO UPDATE SET name = excluded.name, db = excluded.db,
-                                pk_is_int = excluded.pk_is_int, history = 'bootstrapped', state = 'live',
-                                bootstrap_ts = excluded.bootstrap_ts
+                                schema_json = excluded.schema_json, pk_is_int = excluded.pk_is_int,
+                                history = 'bootstrapped', state = 'live', bootstrap_ts = excluded.bootstrap_ts
                             """,
                         arguments: [
-                            schema.collectionID, schema.name, schema.dbName, pkIsInt, configuration.buckets,
-                            schema.physicalChannels.sorted().joined(separator: ","), Int64(bitPattern: timestamp),
+                            schema.collectionID, schema.name, schema.dbName, Self.schemaJSON(schema), pkIsInt,
+                            configuration.buckets, schema.physicalChannels.sorted().joined(separator: ","),
+                            Int64(bitPattern: timestamp),
                         ])
                     let coll = try Int64.fetchOne(
                         db, sql: "SELECT id FROM collections WHERE collection_id = ?", arguments: [schema.collectionID])!
