@@ -1,0 +1,334 @@
+"""The soak: no false alarms over time (run through dev/soak, inside the local cluster's namespace).
+
+For --minutes N: a seed workload writes continuously (2048-d ReID rows in batches of 20, deletes, upserts, and a
+collection of every scalar type with Array fields); a random QueryNode is restarted every --restart-min..max
+seconds; the ReID collection is flushed now and then; `auditd serve` audits every --audit-interval seconds.
+Every confirmed data finding is checked by a direct read of both replicas at the finding's T
+(dev/replica_read.py, independent of auditd's code): a confirmed finding the direct read does not show is a
+false positive. At the end the workload stops, auditd gets a quiet period, and every QueryNode restart must be
+a restart window auditd recorded and saw caught up. auditd's RSS is sampled every 10 s: after the warm-up (the
+first 10 minutes, or a third of a shorter run) it must grow less than 10 % (runs under 20 minutes only report it).
+
+Writes soak.json and soak.md under --out; exit 0 when the soak passes.
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "dev"))
+sys.path.insert(0, ROOT)
+import numpy as np  # noqa: E402
+import workload  # noqa: E402
+from suites.lib.auditor import DATA_KINDS, default_binary  # noqa: E402
+
+QUERYNODES = ["querynode1", "querynode2"]
+
+
+def log(message):
+    print("%s soak: %s" % (time.strftime("%H:%M:%S"), message), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Workload:
+    """Writes until stopped; counts what it wrote and the errors the client saw (restarts cause some)."""
+
+    def __init__(self, prefix, seed):
+        self.reid = workload.create_reid(prefix + "_reid")
+        self.scalars = workload.create_scalars(prefix + "_scalars")
+        self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
+        self.pks = []
+        self.deleted_at, self.upserted_at = {}, {}  # pk → wall time of the client's acknowledged call
+        self.counts = {"inserted": 0, "deleted": 0, "upserted": 0, "scalars": 0, "errors": 0}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                rows = [workload.reid_row(self.rng, self.nprng, len(self.pks) + n, 2048) for n in range(20)]
+                self.reid.insert(rows, timeout=30)
+                self.pks += [r["detection_id"] for r in rows]
+                self.counts["inserted"] += 20
+                self.scalars.insert([workload.scalars_row(self.rng, 10 * i + n) for n in range(10)], timeout=30)
+                self.counts["scalars"] += 10
+                if i % 5 == 4:
+                    gone = self.rng.sample(self.pks, 5)
+                    self.reid.delete("detection_id in %s" % json.dumps(gone), timeout=30)
+                    self.deleted_at.update({pk: time.time() for pk in gone})
+                    self.pks = [pk for pk in self.pks if pk not in gone]
+                    self.counts["deleted"] += 5
+                if i % 7 == 6:
+                    again = [dict(workload.reid_row(self.rng, self.nprng, n, 2048), detection_id=pk)
+                             for n, pk in enumerate(self.rng.sample(self.pks, 5))]
+                    self.reid.upsert(again, timeout=30)
+                    self.upserted_at.update({r["detection_id"]: time.time() for r in again})
+                    self.counts["upserted"] += 5
+            except Exception:
+                self.counts["errors"] += 1
+                self.stop.wait(1)
+            i += 1
+            self.stop.wait(0.5)
+
+
+    def history(self, pks, started):
+        """What the client itself did to these pks (seconds into the soak): the truth a finding is held to."""
+        return {str(pk): {"deleted_at": round(self.deleted_at[pk] - started, 1) if pk in self.deleted_at else None,
+                          "upserted_at": round(self.upserted_at[pk] - started, 1) if pk in self.upserted_at else None}
+                for pk in pks[:10]}
+
+    def strong_read(self, finding, names):
+        """The pks a Strong-consistency query through the proxy returns (any replica: the proxy picks)."""
+        name, pks = names.get(finding.get("collection")), (finding.get("pks") or [])[:50]
+        if not name or not pks:
+            return None
+        collection = self.reid if name == self.reid.name else self.scalars
+        field = "detection_id" if collection is self.reid else "id"
+        try:
+            rows = collection.query("%s in %s" % (field, json.dumps(pks)), output_fields=[field],
+                                    consistency_level="Strong", limit=len(pks) * 4, timeout=30)
+            return sorted(str(r[field]) for r in rows)
+        except Exception as error:
+            return "query failed: %s" % error
+
+
+class Serve:
+    def __init__(self, binary, state, interval, log_path):
+        self.port = free_port()
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [binary, "serve", "--state", state, "--listen", "127.0.0.1:%d" % self.port, "--audit-interval",
+             "%g" % interval, "--milvus", "127.0.0.1:19530"], stdout=self.log, stderr=self.log)
+
+    def get(self, path, timeout=10):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=timeout) as answer:
+            return answer.read().decode()
+
+    def metric(self, name):
+        total = 0.0
+        for line in self.get("/metrics").splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def direct_check(finding, names):
+    """Reads both replicas at the finding's T for its pks: does what they hold show the finding?"""
+    pks = finding.get("pks") or []
+    ts = (finding.get("evidence") or {}).get("ts")
+    name = names.get(finding.get("collection"))
+    if not pks or not ts or not name:
+        return {"verdict": "unverifiable", "why": "no pks, T or collection name in the finding"}
+    pks = pks[:50]
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "dev", "replica_read.py"), "--collection", name,
+                           "--ts", str(ts), "--pks", json.dumps(pks)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        return {"verdict": "unverifiable", "why": done.stderr.strip()[-300:]}
+    read = json.loads(done.stdout)
+    by_id = {r["id"]: r for r in read["replicas"]}
+    named = by_id.get(finding.get("replica"))
+    if named is None or named["errors"]:
+        return {"verdict": "unverifiable", "why": "replica %s: %s" % (finding.get("replica"),
+                                                                      named["errors"] if named else "not listed")}
+    held = named["rows"]
+    keys = [str(pk) for pk in pks]
+    kind = finding["kind"]
+    if kind == "missing":
+        shown = all(k not in held for k in keys)
+    elif kind in ("extra", "resurrected", "duplicate_pk"):
+        shown = all(k in held for k in keys)
+    elif kind == "stale":
+        peer = [r for r in read["replicas"] if r["id"] != finding.get("replica") and not r["errors"]]
+        shown = all(k in held for k in keys) and (not peer or any(held[k] != peer[0]["rows"].get(k) for k in keys))
+    elif kind == "replica_divergence":
+        peer = by_id.get(finding.get("peer_replica"))
+        shown = peer is not None and any(held.get(k) != peer["rows"].get(k) for k in keys)
+    else:
+        return {"verdict": "unverifiable", "why": "kind %s" % kind}
+    return {"verdict": "confirmed" if shown else "FALSE POSITIVE",
+            "read": {str(r["id"]): {k: r["rows"].get(k) for k in keys[:5]} for r in read["replicas"]}}
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="dev/soak")
+    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    parser.add_argument("--restart-min", type=float, default=60)
+    parser.add_argument("--restart-max", type=float, default=300)
+    parser.add_argument("--flush-every", type=float, default=150, help="mean seconds between flushes")
+    parser.add_argument("--audit-interval", type=float, default=30)
+    parser.add_argument("--quiet", type=float, default=120, help="seconds after the load for catch-ups to end")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--drop", action="store_true", help="drop the collections even after confirmed findings")
+    args = parser.parse_args()
+    out = args.out or os.path.join(ROOT, "reports", "soak-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    os.makedirs(out, exist_ok=True)
+    rng = random.Random(args.seed)
+    binary = default_binary()
+    log("seed %d, %.1f min, auditd %s, output %s" % (args.seed, args.minutes, binary, out))
+
+    from pymilvus import connections, utility
+    connections.connect(host="127.0.0.1", port="19530")
+    prefix = "soak_%d" % args.seed
+    load = Workload(prefix, args.seed)
+    ours = {load.reid.describe()["collection_id"], load.scalars.describe()["collection_id"]}
+    serve = Serve(binary, os.path.join(out, "state"), args.audit_interval, os.path.join(out, "serve.log"))
+    load.thread.start()
+    started = time.time()
+    end = started + args.minutes * 60
+    next_restart = started + rng.uniform(args.restart_min, args.restart_max)
+    next_flush = started + rng.expovariate(1 / args.flush_every)
+    restarts, flushes, samples, checked, events = [], [], [], {}, []
+    names = {}
+    try:
+        while time.time() < end + args.quiet:
+            now = time.time()
+            if serve.process.poll() is not None:
+                raise RuntimeError("auditd serve ended by itself (exit %s)" % serve.process.returncode)
+            if now < end and now >= next_restart:
+                node = rng.choice(QUERYNODES)
+                log("restart %s" % node)
+                subprocess.run([os.path.join(ROOT, "dev", "cluster"), "restart", node], check=True,
+                               capture_output=True, timeout=300)
+                restarts.append({"node": node, "at": round(time.time() - started, 1)})
+                next_restart = time.time() + rng.uniform(args.restart_min, args.restart_max)
+            if now < end and now >= next_flush:
+                try:
+                    load.reid.flush(timeout=120)
+                    flushes.append(round(time.time() - started, 1))
+                except Exception as error:
+                    events.append("flush failed: %s" % error)
+                next_flush = time.time() + rng.expovariate(1 / args.flush_every)
+            if now >= end and not load.stop.is_set():
+                log("load stops; %d s quiet for the last catch-ups" % args.quiet)
+                load.stop.set()
+            try:
+                samples.append((round(now - started, 1), rss_kib(serve.process.pid)))
+                report = json.loads(serve.get("/v1/report"))
+                names.update({c["id"]: c["name"] for c in report["collections"]})
+                for finding in report["findings"]:
+                    key = (finding["kind"], finding.get("collection"), finding.get("replica"),
+                           (finding.get("evidence") or {}).get("ts"), finding.get("first_seen_ms"))
+                    if finding["state"] == "confirmed" and finding["kind"] in DATA_KINDS and key not in checked:
+                        checked[key] = dict(finding=finding, check=direct_check(finding, names),
+                                            at=round(now - started, 1),
+                                            client=load.history(finding.get("pks") or [], started),
+                                            proxy_strong=load.strong_read(finding, names))
+                        log("confirmed %s on replica %s (%s pks): direct read %s" % (
+                            finding["kind"], finding.get("replica"), finding.get("pk_count"),
+                            checked[key]["check"]["verdict"]))
+            except Exception as error:
+                events.append("%.0f s: monitor: %s" % (now - started, error))
+            time.sleep(10)
+        load.thread.join(60)
+        rounds = serve.metric("auditd_audit_rounds_total")
+        final = json.loads(serve.get("/v1/report"))
+        restart_records = json.loads(serve.get("/v1/restarts"))
+    finally:
+        load.stop.set()
+        serve.stop()
+        if checked and not args.drop:
+            log("kept %s_reid and %s_scalars: confirmed findings to look at (--drop drops them anyway)" % (
+                prefix, prefix))
+        else:
+            for name in (prefix + "_reid", prefix + "_scalars"):
+                try:
+                    utility.drop_collection(name)
+                except Exception:
+                    pass
+
+    records = restart_records if isinstance(restart_records, list) else restart_records.get("restarts", [])
+    records = [r for r in records if r["collection"] in ours]
+    not_caught_up = [r for r in records if not r["caught_up"]]
+    findings = [f for f in final["findings"] if f.get("collection") in ours or f.get("collection") is None]
+    by_kind = {}
+    for f in findings:
+        by_kind.setdefault("%s/%s" % (f["kind"], f["state"]), 0)
+        by_kind["%s/%s" % (f["kind"], f["state"])] += 1
+    false_positives = [c for c in checked.values() if c["check"]["verdict"] == "FALSE POSITIVE"]
+    warm = min(600.0, args.minutes * 60 / 3)
+    base = [r for t, r in samples if t >= warm]
+    growth = (max(base) / base[0] - 1) * 100 if base and base[0] else None
+    problems = []
+    if false_positives:
+        problems.append("%d confirmed findings a direct replica read does not show" % len(false_positives))
+    if len(records) < len(restarts) * len(ours) and restarts:
+        problems.append("%d restart windows recorded for %d QueryNode restarts × %d collections" % (
+            len(records), len(restarts), len(ours)))
+    if not_caught_up:
+        problems.append("%d restart windows never caught up" % len(not_caught_up))
+    if growth is not None and growth >= 10 and args.minutes >= 20:  # a shorter run only reports it
+        problems.append("auditd RSS grew %.1f %% after the warm-up" % growth)
+    if final.get("quarantined"):
+        problems.append("%d records quarantined" % final["quarantined"])
+    result = {
+        "seed": args.seed, "minutes": args.minutes, "auditd": binary, "audit_interval_s": args.audit_interval,
+        "workload": load.counts, "restarts": restarts, "flushes": flushes, "rounds": rounds,
+        "restart_windows": records, "findings_by_kind_state": by_kind,
+        "confirmed_data_findings_checked": list(checked.values()), "false_positives": len(false_positives),
+        "rss_kib": samples, "rss_warmup_s": warm, "rss_growth_after_warmup_pct": growth,
+        "quarantined": final.get("quarantined"), "monitor_events": events[-50:], "problems": problems,
+        "passed": not problems,
+    }
+    with open(os.path.join(out, "soak.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    minute_rss = {}
+    for t, r in samples:
+        minute_rss.setdefault(int(t // 60), r)
+    lines = [
+        "# Soak: %.0f min, seed %d — %s" % (args.minutes, args.seed, "PASSED" if not problems else "FAILED"),
+        "",
+        "| figure | value |", "|---|---|",
+        "| workload | %(inserted)d ReID rows, %(deleted)d deletes, %(upserted)d upserts, %(scalars)d Array-field rows,"
+        " %(errors)d client errors |" % load.counts,
+        "| QueryNode restarts | %d (%s) |" % (len(restarts), ", ".join("%s@%ss" % (r["node"], r["at"]) for r in restarts)),
+        "| flushes | %d |" % len(flushes),
+        "| audit rounds (every %g s) | %d |" % (args.audit_interval, rounds),
+        "| restart windows recorded / caught up | %d / %d |" % (len(records), len(records) - len(not_caught_up)),
+        "| findings (kind/state) | %s |" % (", ".join("%s %d" % kv for kv in sorted(by_kind.items())) or "none"),
+        "| confirmed data findings / checked by a direct read / false positives | %d / %d / %d |" % (
+            len(checked), sum(1 for c in checked.values() if c["check"]["verdict"] != "unverifiable"),
+            len(false_positives)),
+        "| auditd RSS after warm-up (%.0f s) | %s |" % (
+            warm, "n/a" if growth is None else "%.1f %% growth (%d → max %d KiB)" % (growth, base[0], max(base))),
+        "| RSS by minute (KiB) | %s |" % " ".join("%d:%d" % kv for kv in sorted(minute_rss.items())),
+        "",
+    ] + ["- problem: " + p for p in problems]
+    with open(os.path.join(out, "soak.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
