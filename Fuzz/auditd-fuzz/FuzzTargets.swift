@@ -1,9 +1,12 @@
 import Auditor
 import AuditorMilvus
+import AuditorShadow
 import AuditorTransport
 import Foundation
+import Logging
 import MilvusProto
 import SwiftProtobuf
+import Synchronization
 
 /// The fuzz targets. Each feeds outside bytes to one parser the way auditd does and checks what the parser
 /// promises besides not crashing.
@@ -109,6 +112,48 @@ enum FuzzTargets {
         }
     }
 
+    /// serve's HTTP request path: any method, any path and query reach the routes as the server hands them
+    /// over (first byte: the method; the rest: the path). Only GET may succeed (the endpoints are read-only),
+    /// every answer is one of the statuses serve documents, and a 200 from `/v1/` or `/readyz` is JSON.
+    static func http(_ bytes: [UInt8]) {
+        let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
+        let method = methods[Int(bytes.first ?? 0) % methods.count]
+        let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+        let path = text.hasPrefix("/") ? text : "/" + text
+        let probe = HTTPFuzzState.probe
+        let outcome = HTTPFuzzState.Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                let answer = try await probe.respond(method: method, path: path)
+                outcome.value.withLock { $0 = .success(answer) }
+            } catch {
+                outcome.value.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()  // libFuzzer's own thread, not the cooperative pool
+        switch outcome.value.withLock({ $0 }) {
+        case .success(let answer):
+            guard [200, 400, 404, 405, 503].contains(answer.status) else {
+                fatalError("\(method) \(path) answered \(answer.status)")
+            }
+            if answer.status == 200, method != "GET", method != "HEAD" {
+                fatalError("\(method) \(path) succeeded on a read-only endpoint")
+            }
+            let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+            if answer.status == 200, method == "GET", route.hasPrefix("/v1/") || route == "/readyz",
+                (try? JSONSerialization.jsonObject(with: Data(answer.body))) == nil
+            {
+                fatalError("\(method) \(path) answered 200 with a body that is not JSON")
+            }
+        case .failure(let error):
+            fatalError("\(method) \(path) threw (the server's 500): \(error)")
+        case nil:
+            fatalError("no answer")
+        }
+    }
+
     /// A ReID-like collection: varchar pk, 8-d float vector, scalars, JSON, dynamic field.
     static let defaultSchema = CollectionSchemaInfo(
         collectionID: 1, name: "fuzz",
@@ -120,4 +165,31 @@ enum FuzzTargets {
             FieldInfo(id: 104, name: "attrs", type: .json),
             FieldInfo(id: 105, name: "$meta", type: .json, isDynamic: true),
         ], enableDynamicField: true)
+}
+
+/// The shadow the `http` target's probe serves: a state directory made once per process, holding one
+/// collection seeded with rows, opened the way `serve` opens it.
+enum HTTPFuzzState {
+    final class Outcome: Sendable {
+        let value = Mutex<Result<(status: Int, body: [UInt8]), any Error>?>(nil)
+    }
+
+    static let probe: ServeHTTPProbe = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "auditd-fuzz-http-\(getpid())"
+        ).path
+        do {
+            let store = try ShadowStore.open(directory: directory, create: true)
+            let rows = (0..<50).map { HashedRow(pk: .string("pk-\($0)"), ts: 1 << 40, rowHash: UInt64($0) * 7919) }
+            try store.bootstrap(schema: FuzzTargets.defaultSchema, rows: rows, timestamp: 1 << 41)
+            var settings = Settings()
+            settings.stateDirectory = directory
+            var logger = Logger(label: "auditd-fuzz")
+            logger.logLevel = .critical
+            return try ServeHTTPProbe(
+                ServeConfiguration(application: AuditorConfiguration(settings: settings, logger: logger)))
+        } catch {
+            fatalError("auditd-fuzz: http state: \(error)")
+        }
+    }()
 }

@@ -12,6 +12,13 @@ enum Seeds {
             ("etcd", "range-sessions", Array(rangeAnswer.utf8)),
             ("etcd", "watch-stream", Array(watchStream.utf8)),
             ("config", "file-and-environment", Array(config.utf8)),
+            ("http", "findings-confirmed", [0] + Array("/v1/findings?state=confirmed".utf8)),
+            ("http", "findings-bad-state", [0] + Array("/v1/findings?state=%zz&state=all".utf8)),
+            ("http", "report", [0] + Array("/v1/report".utf8)),
+            ("http", "restarts", [0] + Array("/v1/restarts".utf8)),
+            ("http", "readyz", [0] + Array("/readyz".utf8)),
+            ("http", "metrics", [0] + Array("/metrics".utf8)),
+            ("http", "post-report", [2] + Array("/v1/report".utf8)),
         ]
         for (target, name, bytes) in seeds {
             let folder = (directory as NSString).appendingPathComponent(target)

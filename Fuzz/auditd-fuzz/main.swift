@@ -4,7 +4,7 @@
 // gives a binary that does nothing. Each target checks the parser's contract as well as "no crash": a
 // violated contract traps and libFuzzer keeps the input. docs/reliability.md has the runs.
 //
-//   AUDITD_FUZZ_TARGET=wal|grpc|etcd|config auditd-fuzz [libFuzzer flags] [CORPUS_DIR | FILE ...]
+//   AUDITD_FUZZ_TARGET=wal|grpc|etcd|config|http auditd-fuzz [libFuzzer flags] [CORPUS_DIR | FILE ...]
 //   AUDITD_FUZZ_SEEDS=DIR auditd-fuzz        writes the generated seed inputs under DIR/TARGET/ and exits
 import Foundation
 
@@ -13,7 +13,7 @@ let selectedTarget: FuzzTarget? = ProcessInfo.processInfo.environment["AUDITD_FU
     FuzzTarget.init(rawValue:))
 
 enum FuzzTarget: String, CaseIterable {
-    case wal, grpc, etcd, config
+    case wal, grpc, etcd, config, http
 
     func run(_ bytes: [UInt8]) {
         switch self {
@@ -21,6 +21,7 @@ enum FuzzTarget: String, CaseIterable {
         case .grpc: FuzzTargets.grpc(bytes)
         case .etcd: FuzzTargets.etcd(bytes)
         case .config: FuzzTargets.config(bytes)
+        case .http: FuzzTargets.http(bytes)
         }
     }
 }

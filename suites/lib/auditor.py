@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 
+from .second_opinion import direct_check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA_KINDS = {"missing", "extra", "resurrected", "stale", "duplicate_pk", "replica_divergence"}
 
@@ -19,8 +21,9 @@ def default_binary():
 
 
 class Verdict:
-    def __init__(self, code, report, stderr, collection_id=None):
+    def __init__(self, code, report, stderr, collection_id=None, milvus=None):
         self.exit = code
+        self.milvus = milvus
         self.report = report
         self.stderr = stderr
         findings = report.get("findings", [])
@@ -53,7 +56,21 @@ class Verdict:
                           "leaders": f.get("leaders")} for f in self.open],
                 "replicas": self.coverage.get("replicas"), "replicas_total": self.coverage.get("replicas_total"),
                 "rows": self.coverage.get("rows"),
-                "catchups": [f.get("evidence") for f in self.catchups()]}
+                "catchups": [f.get("evidence") for f in self.catchups()],
+                "direct_read": self.second_opinions()}
+
+    def second_opinions(self):
+        """Each confirmed data finding held against a direct read of both replicas at its T (no auditd code)."""
+        if not self.milvus:
+            return []
+        names = {c["id"]: c["name"] for c in self.report.get("collections", [])}
+        checked = []
+        for f in self.data:
+            if f["state"] == "confirmed":
+                opinion = direct_check(f, names, self.milvus)
+                checked.append({"kind": f["kind"], "replica": f["replica"], "verdict": opinion["verdict"],
+                                "detail": opinion.get("read") or opinion.get("why")})
+        return checked
 
     def names_node_port(self, finding, port):
         """Whether a finding names the replica served (last) through the QueryNode listening on `port`."""
@@ -87,7 +104,7 @@ class Auditor:
                 (expired.stderr or "")
             return Verdict(None, {}, stderr + "\nauditd did not end within %d s" % timeout, collection_id)
         report = json.loads(done.stdout) if done.stdout.startswith("{") else {}
-        return Verdict(done.returncode, report, done.stderr, collection_id)
+        return Verdict(done.returncode, report, done.stderr, collection_id, self.cluster.milvus)
 
     def verify(self):
         done = subprocess.run([*self.wrapper, self.binary, "verify", "--state", str(self.state)], capture_output=True,

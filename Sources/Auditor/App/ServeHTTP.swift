@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The read-only HTTP side of `serve` (Hummingbird 2): `/metrics`, `/healthz`, `/readyz`, `/v1/report`,
 /// `/v1/findings?state=open|confirmed|resolved`, `/v1/restarts`. No endpoint changes state; anything else is
@@ -14,8 +15,31 @@ struct HTTPService: Service {
     let context: ServeContext
 
     func run() async throws {
-        let router = Router()
+        let router = Self.router(context, BasicRequestContext.self)
         let context = self.context
+        let settings = context.settings
+        let logger: Logger = {
+            var logger = context.logger
+            logger[metadataKey: "component"] = "http"
+            return logger
+        }()
+        let onListening = context.configuration.onListening
+        let app = Hummingbird.Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(settings.listenHost, port: settings.listenPort), serverName: "auditd"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? settings.listenPort
+                logger.notice("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
+                await onListening?(port)
+            }, logger: logger)
+        try await app.run()
+    }
+
+    /// Every route of the HTTP side, for any request context: the server's, or an in-process probe's
+    /// (`ServeHTTPProbe`: the fuzz target of the request path).
+    static func router<Context: RequestContext>(_ context: ServeContext, _: Context.Type) -> Router<Context> {
+        let router = Router(context: Context.self)
         router.get("metrics") { _, _ -> Response in
             Self.text(context.metrics.exposition(), type: "text/plain; version=0.0.4; charset=utf-8")
         }
@@ -66,23 +90,7 @@ struct HTTPService: Service {
                 return Self.error(.internalServerError, "\(error)")
             }
         }
-        let settings = context.settings
-        let logger: Logger = {
-            var logger = context.logger
-            logger[metadataKey: "component"] = "http"
-            return logger
-        }()
-        let onListening = context.configuration.onListening
-        let app = Hummingbird.Application(
-            router: router,
-            configuration: .init(
-                address: .hostname(settings.listenHost, port: settings.listenPort), serverName: "auditd"),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? settings.listenPort
-                logger.notice("listening", metadata: ["http.address": "\(settings.listenHost):\(port)"])
-                await onListening?(port)
-            }, logger: logger)
-        try await app.run()
+        return router
     }
 
     static func text(_ body: String, type: String, status: HTTPResponse.Status = .ok) -> Response {
@@ -128,4 +136,54 @@ struct HTTPService: Service {
             + problems.map(JSONLine.quoted).joined(separator: ",") + "]}\n"
         return (problems.isEmpty, body)
     }
+}
+
+/// serve's HTTP routes answering one request in process, without a socket: what the request path does with
+/// any method and any path, for the fuzz target (`auditd-fuzz`, target `http`) and tests.
+package struct ServeHTTPProbe: Sendable {
+    struct Source: RequestContextSource {
+        let logger: Logger
+    }
+
+    struct Context: RequestContext {
+        typealias Source = ServeHTTPProbe.Source
+        var coreContext: CoreRequestContextStorage
+        init(source: Source) { coreContext = .init(source: source) }
+    }
+
+    final class Sink: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    struct Collector: ResponseBodyWriter {
+        let sink: Sink
+        mutating func write(_ buffer: ByteBuffer) async throws {
+            sink.bytes.withLock { $0 += buffer.readableBytesView }
+        }
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+
+    private let context: ServeContext
+    private let responder: RouterResponder<Context>
+
+    /// Opens the state directory as `serve` does (locked, checked) and builds the routes on it.
+    package init(_ configuration: ServeConfiguration) throws {
+        context = try ServeContext(configuration)
+        responder = HTTPService.router(context, Context.self).buildResponder()
+    }
+
+    /// The status and body `serve` answers; a thrown error is what the server would turn into a 500.
+    package func respond(method: String, path: String) async throws -> (status: Int, body: [UInt8]) {
+        let head = HTTPRequest(
+            method: HTTPRequest.Method(method) ?? .get, scheme: "http", authority: "127.0.0.1", path: path)
+        let response = try await responder.respond(
+            to: Request(head: head, body: RequestBody(buffer: ByteBuffer())),
+            context: Context(source: Source(logger: context.logger)))
+        let sink = Sink()
+        try await response.body.write(Collector(sink: sink))
+        return (response.status.code, sink.bytes.withLock { $0 })
+    }
+
+    /// Releases the state directory's lock.
+    package func close() { context.lock.release() }
 }

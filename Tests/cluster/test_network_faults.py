@@ -1,0 +1,221 @@
+"""Faults in the network and the broker while `auditd serve` audits a collection under a live workload.
+
+auditd runs in a network namespace of its own behind a veth pair; TCP relays (dev/forward.py) on both ends carry
+its traffic to the broker, the proxy, etcd and both QueryNodes, so `tc netem` on the veth — filtered by port —
+slows or cuts one of them at a time for auditd only (Milvus itself is untouched unless the fault is the broker's
+own). Each fault must give a lag state, an unreachable broker or `replica_unavailable` — never a data finding —
+and auditd must recover by itself once it ends: ready again, both replicas audited clean, the broker reachable.
+The times to recover are printed (`pytest -s`) for docs/reliability.md.
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from test_alerting import free_port
+from test_crash_serve import SeedWorkload
+from test_outage import AUDITD, CLUSTER, FAST_TIMEOUTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NS, NEAR, FAR, HOST, PEER = "auditd-nf", "nfa0", "nfb0", "10.232.0.1", "10.232.0.2"
+BROKER, PROXY, ETCD, QUERYNODE1, QUERYNODE2 = 9092, 19530, 2379, 21123, 21133
+DATA_KINDS = {"missing", "extra", "resurrected", "stale", "duplicate_pk", "replica_divergence"}
+
+pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="needs dev/cluster up + dev/cluster exec")
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+class Link:
+    """The veth pair between the cluster's namespace (NEAR, HOST) and auditd's (FAR, PEER), with netem per port."""
+
+    def __init__(self, tmp_path):
+        sh("ip", "netns", "del", NS, check=False)
+        sh("ip", "netns", "add", NS)
+        sh("ip", "-n", NS, "link", "set", "lo", "up")
+        sh("ip", "link", "del", NEAR, check=False)
+        sh("ip", "link", "add", NEAR, "type", "veth", "peer", "name", FAR, "netns", NS)
+        sh("ip", "addr", "add", HOST + "/30", "dev", NEAR)
+        sh("ip", "-n", NS, "addr", "add", PEER + "/30", "dev", FAR)
+        sh("ip", "link", "set", NEAR, "up")
+        sh("ip", "-n", NS, "link", "set", FAR, "up")
+        ports = [BROKER, PROXY, ETCD, QUERYNODE1, QUERYNODE2]
+        forward = [sys.executable, os.path.join(ROOT, "dev", "forward.py")]
+        self.relays = [
+            subprocess.Popen(forward + ["%s:%d=127.0.0.1:%d" % (HOST, p, p) for p in ports],
+                             stdout=open(tmp_path / "relay-near.log", "w"), stderr=subprocess.STDOUT),
+            subprocess.Popen(["ip", "netns", "exec", NS] + forward + ["127.0.0.1:%d=%s:%d" % (p, HOST, p) for p in ports],
+                             stdout=open(tmp_path / "relay-far.log", "w"), stderr=subprocess.STDOUT),
+        ]
+        deadline = time.time() + 20
+        while sh("ip", "netns", "exec", NS, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d" % PROXY,
+                 check=False).returncode != 0:
+            assert time.time() < deadline, "the relays did not come up"
+            time.sleep(0.2)
+
+    def shape(self, port, *netem):
+        """netem on everything to and from `port` (both directions), nothing else."""
+        self.clear()
+        for prefix, dev, match in ((["tc"], NEAR, "sport"), (["tc", "-n", NS], FAR, "dport")):
+            sh(*prefix, "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4", "priomap",
+               *["3"] * 16)
+            sh(*prefix, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "netem", *netem)
+            sh(*prefix, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match",
+               "ip", match, str(port), "0xffff", "flowid", "1:1")
+
+    def clear(self):
+        sh("tc", "qdisc", "del", "dev", NEAR, "root", check=False)
+        sh("tc", "-n", NS, "qdisc", "del", "dev", FAR, "root", check=False)
+
+    def close(self):
+        self.clear()
+        for relay in self.relays:
+            relay.kill()
+            relay.wait()
+        sh("ip", "link", "del", NEAR, check=False)
+        sh("ip", "netns", "del", NS, check=False)
+
+
+class Sidecar:
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.log = open(tmp_path / "serve.log", "w")
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", NS, AUDITD, "serve", "--state", str(tmp_path / "state"), "--listen",
+             "0.0.0.0:%d" % self.port, "--audit-interval", "5", "--brokers", "127.0.0.1:%d" % BROKER, "--milvus",
+             "127.0.0.1:%d" % PROXY, "--etcd", "127.0.0.1:%d" % ETCD, *FAST_TIMEOUTS],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen("http://%s:%d%s" % (PEER, self.port, path), timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metrics(self):
+        """{(name, frozenset(labels)): value} of the exposition."""
+        out = {}
+        for line in self.get("/metrics")[1].splitlines():
+            found = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+            if found:
+                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', found.group(2) or ""))
+                out[(found.group(1), labels)] = float(found.group(3))
+        return out
+
+    def findings(self):
+        return json.loads(self.get("/v1/findings?state=all")[1])["findings"]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("netfaults")
+    link = Link(tmp)
+    load = SeedWorkload("netfault_%d" % random.randrange(10**6), 41)
+    sidecar = Sidecar(tmp)
+    try:
+        rig = type("Rig", (), dict(link=link, load=load, sidecar=sidecar, name=load.name))
+        wait_whole(rig, 300)
+        yield rig
+    finally:
+        sidecar.process.terminate()
+        sidecar.process.wait(60)
+        load.close()
+        link.close()
+
+
+def states(rig):
+    """What the sidecar says right now about the broker, its own consumption and our collection's replicas."""
+    m = rig.sidecar.metrics()
+    replica = {dict(k[1])["replica"]: dict(k[1])["status"] for k, v in m.items()
+               if k[0] == "auditd_replica_status" and v == 1 and dict(k[1]).get("collection") == rig.name}
+    consumer = sorted({dict(k[1])["status"] for k, v in m.items() if k[0] == "auditd_consumer_status" and v == 1})
+    reachable = m.get(("auditd_kafka_reachable", frozenset()), None)
+    return {"kafka_reachable": reachable, "consumer": consumer, "replicas": replica}
+
+
+def wait_whole(rig, seconds):
+    """Until the sidecar is ready and audits both replicas of the collection clean; returns the seconds it took."""
+    started, deadline = time.time(), time.time() + seconds
+    while True:
+        assert rig.sidecar.process.poll() is None, "serve ended by itself"
+        status, body = rig.sidecar.get("/readyz")
+        now = states(rig)
+        if status == 200 and len(now["replicas"]) == 2 and set(now["replicas"].values()) == {"clean"} \
+                and now["kafka_reachable"] == 1:
+            return time.time() - started
+        assert time.time() < deadline, "not whole again after %d s: readyz %s %s; %s" % (seconds, status, body, now)
+        time.sleep(1)
+
+
+def run_fault(rig, what, apply, heal, seconds, toggle=None):
+    """Applies a fault for `seconds` (with `toggle`: on and off every `toggle` seconds), sampling the sidecar every
+    2 s; heals it and waits until auditd is whole again. No data finding may have appeared since the start."""
+    started_ms = int(time.time() * 1000)
+    seen = []
+
+    def sample_until(until):
+        while time.time() < until:
+            try:
+                seen.append(states(rig))
+            except OSError as error:
+                seen.append({"http": str(error)})
+            time.sleep(2)
+
+    end = time.time() + seconds
+    try:
+        while time.time() < end:
+            apply()
+            sample_until(min(end, time.time() + (toggle or seconds)))
+            if toggle:
+                heal()
+                sample_until(min(end, time.time() + toggle))
+    finally:
+        heal()
+    recovered = wait_whole(rig, 240)
+    data = [f for f in rig.sidecar.findings() if f["kind"] in DATA_KINDS and f["first_seen_ms"] >= started_ms]
+    print("\n%s: %d s; seen %s; whole again %.1f s after it ended; data findings %d" % (
+        what, seconds, summarize(seen), recovered, len(data)))
+    assert not data, "%s gave data findings: %s" % (what, data)
+    return seen
+
+
+def summarize(seen):
+    kinds = {}
+    for s in seen:
+        for key in ("kafka_reachable",):
+            kinds.setdefault(key, set()).add(s.get(key))
+        kinds.setdefault("consumer", set()).update(s.get("consumer", []))
+        kinds.setdefault("replicas", set()).update(s.get("replicas", {}).values())
+    return {k: sorted(str(x) for x in v) for k, v in kinds.items()}
+
+
+def test_a_slow_lossy_broker_link_gives_no_data_finding(rig):
+    run_fault(rig, "broker delay 400±100 ms, 10 % loss", lambda: rig.link.shape(BROKER, "delay", "400ms", "100ms",
+                                                                                "loss", "10%"),
+              rig.link.clear, 60)
+
+
+def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(rig):
+    seen = run_fault(rig, "broker paused (SIGSTOP) 40 s", lambda: sh(CLUSTER, "freeze", "kafka"),
+                     lambda: sh(CLUSTER, "thaw", "kafka"), 40)
+    assert any(s.get("kafka_reachable") == 0 for s in seen), seen
+
+
+def test_etcd_unreachable_gives_no_data_finding(rig):
+    run_fault(rig, "etcd unreachable (100 % loss)", lambda: rig.link.shape(ETCD, "loss", "100%"), rig.link.clear, 45)
+
+
+def test_a_querynode_reachable_part_of_the_time_is_unavailable_never_a_data_finding(rig):
+    seen = run_fault(rig, "querynode2 reachable 10 s of every 20 s", lambda: rig.link.shape(QUERYNODE2, "loss", "100%"),
+                     rig.link.clear, 60, toggle=10)
+    statuses = {v for s in seen for v in s.get("replicas", {}).values()}
+    assert statuses & {"unavailable", "recovering", "not_audited"}, seen
