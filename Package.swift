@@ -88,7 +88,9 @@ let package = Package(
         // Fuzz targets (libFuzzer): `dev/fuzz TARGET [SECONDS]` builds this with --sanitize=fuzzer.
         .executableTarget(
             name: "auditd-fuzz",
-            dependencies: ["Auditor", "AuditorMilvus", "AuditorTransport", "MilvusProto", protobuf],
+            dependencies: [
+                "Auditor", "AuditorMilvus", "AuditorShadow", "AuditorTransport", "MilvusProto", protobuf, logging,
+            ],
             path: "Fuzz/auditd-fuzz"
         ),
         .testTarget(
