@@ -77,6 +77,7 @@ def judge(ctx, t, records, auditor, what, supervised=()):
         verdict = auditor.audit(records.name, "--unreachable-grace", "60", "--watch-limit", "180",
                                 collection_id=records.id)
         s.verdict = verdict.as_dict()
+        records.kept = records.kept or bool(verdict.data)  # the evidence stays for whoever reads the report
         assert not verdict.data, verdict
         assert verdict.clean and verdict.coverage.get("replicas") == 2, verdict
 
