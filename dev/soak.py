@@ -19,14 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "dev"))
 sys.path.insert(0, ROOT)
-import numpy as np  # noqa: E402
 import workload  # noqa: E402
 from suites.lib.auditor import DATA_KINDS, default_binary  # noqa: E402
 from suites.lib.second_opinion import direct_check  # noqa: E402
@@ -52,67 +50,18 @@ def rss_kib(pid):
     return 0
 
 
-class Workload:
-    """Writes until stopped; counts what it wrote and the errors the client saw (restarts cause some)."""
-
-    def __init__(self, prefix, seed):
-        self.reid = workload.create_reid(prefix + "_reid")
-        self.scalars = workload.create_scalars(prefix + "_scalars")
-        self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
-        self.pks = []
-        self.deleted_at, self.upserted_at = {}, {}  # pk → wall time of the client's acknowledged call
-        self.counts = {"inserted": 0, "deleted": 0, "upserted": 0, "scalars": 0, "errors": 0}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-
-    def loop(self):
-        i = 0
-        while not self.stop.is_set():
-            try:
-                rows = [workload.reid_row(self.rng, self.nprng, len(self.pks) + n, 2048) for n in range(20)]
-                self.reid.insert(rows, timeout=30)
-                self.pks += [r["detection_id"] for r in rows]
-                self.counts["inserted"] += 20
-                self.scalars.insert([workload.scalars_row(self.rng, 10 * i + n) for n in range(10)], timeout=30)
-                self.counts["scalars"] += 10
-                if i % 5 == 4:
-                    gone = self.rng.sample(self.pks, 5)
-                    self.reid.delete("detection_id in %s" % json.dumps(gone), timeout=30)
-                    self.deleted_at.update({pk: time.time() for pk in gone})
-                    self.pks = [pk for pk in self.pks if pk not in gone]
-                    self.counts["deleted"] += 5
-                if i % 7 == 6:
-                    again = [dict(workload.reid_row(self.rng, self.nprng, n, 2048), detection_id=pk)
-                             for n, pk in enumerate(self.rng.sample(self.pks, 5))]
-                    self.reid.upsert(again, timeout=30)
-                    self.upserted_at.update({r["detection_id"]: time.time() for r in again})
-                    self.counts["upserted"] += 5
-            except Exception:
-                self.counts["errors"] += 1
-                self.stop.wait(1)
-            i += 1
-            self.stop.wait(0.5)
-
-
-    def history(self, pks, started):
-        """What the client itself did to these pks (seconds into the soak): the truth a finding is held to."""
-        return {str(pk): {"deleted_at": round(self.deleted_at[pk] - started, 1) if pk in self.deleted_at else None,
-                          "upserted_at": round(self.upserted_at[pk] - started, 1) if pk in self.upserted_at else None}
-                for pk in pks[:10]}
-
-    def strong_read(self, finding, names):
-        """The pks a Strong-consistency query through the proxy returns (any replica: the proxy picks)."""
-        name, pks = names.get(finding.get("collection")), (finding.get("pks") or [])[:50]
-        if not name or not pks:
-            return None
-        collection = self.reid if name == self.reid.name else self.scalars
-        field = "detection_id" if collection is self.reid else "id"
-        try:
-            rows = collection.query("%s in %s" % (field, json.dumps(pks)), output_fields=[field],
-                                    consistency_level="Strong", limit=len(pks) * 4, timeout=30)
-            return sorted(str(r[field]) for r in rows)
-        except Exception as error:
-            return "query failed: %s" % error
+def strong_read(load, finding, names):
+    """The pks a Strong-consistency query through the proxy returns (any replica: the proxy picks)."""
+    name, pks = names.get(finding.get("collection")), (finding.get("pks") or [])[:50]
+    if not name or not pks:
+        return None
+    collection, field = (load.collection, "detection_id") if name == load.name else (load.scalars, "id")
+    try:
+        rows = collection.query("%s in %s" % (field, json.dumps(pks)), output_fields=[field],
+                                consistency_level="Strong", limit=len(pks) * 4, timeout=30)
+        return sorted(str(r[field]) for r in rows)
+    except Exception as error:
+        return "query failed: %s" % error
 
 
 class Serve:
@@ -161,13 +110,9 @@ def main():
     binary = default_binary()
     log("seed %d, %.1f min, auditd %s, output %s" % (args.seed, args.minutes, binary, out))
 
-    from pymilvus import connections, utility
-    connections.connect(host="127.0.0.1", port="19530")
-    prefix = "soak_%d" % args.seed
-    load = Workload(prefix, args.seed)
-    ours = {load.reid.describe()["collection_id"], load.scalars.describe()["collection_id"]}
+    load = workload.SeedWorkload("soak_%d_reid" % args.seed, args.seed, scalars=True, pause=0.5)
+    ours = {load.collection.describe()["collection_id"], load.scalars.describe()["collection_id"]}
     serve = Serve(binary, os.path.join(out, "state"), args.audit_interval, os.path.join(out, "serve.log"))
-    load.thread.start()
     started = time.time()
     end = started + args.minutes * 60
     next_restart = started + rng.uniform(args.restart_min, args.restart_max)
@@ -188,7 +133,7 @@ def main():
                 next_restart = time.time() + rng.uniform(args.restart_min, args.restart_max)
             if now < end and now >= next_flush:
                 try:
-                    load.reid.flush(timeout=120)
+                    load.collection.flush(timeout=120)
                     flushes.append(round(time.time() - started, 1))
                 except Exception as error:
                     events.append("flush failed: %s" % error)
@@ -207,29 +152,23 @@ def main():
                         checked[key] = dict(finding=finding, check=direct_check(finding, names),
                                             at=round(now - started, 1),
                                             client=load.history(finding.get("pks") or [], started),
-                                            proxy_strong=load.strong_read(finding, names))
+                                            proxy_strong=strong_read(load, finding, names))
                         log("confirmed %s on replica %s (%s pks): direct read %s" % (
                             finding["kind"], finding.get("replica"), finding.get("pk_count"),
                             checked[key]["check"]["verdict"]))
             except Exception as error:
                 events.append("%.0f s: monitor: %s" % (now - started, error))
             time.sleep(10)
-        load.thread.join(60)
         rounds = serve.metric("auditd_audit_rounds_total")
         final = json.loads(serve.get("/v1/report"))
         restart_records = json.loads(serve.get("/v1/restarts"))
     finally:
-        load.stop.set()
         serve.stop()
-        if checked and not args.drop:
-            log("kept %s_reid and %s_scalars: confirmed findings to look at (--drop drops them anyway)" % (
-                prefix, prefix))
-        else:
-            for name in (prefix + "_reid", prefix + "_scalars"):
-                try:
-                    utility.drop_collection(name)
-                except Exception:
-                    pass
+        kept = bool(checked) and not args.drop
+        load.close(drop=not kept)
+        if kept:
+            log("kept %s and %s_scalars: confirmed findings to look at (--drop drops them anyway)" % (
+                load.name, load.name))
 
     records = restart_records if isinstance(restart_records, list) else restart_records.get("restarts", [])
     records = [r for r in records if r["collection"] in ours]

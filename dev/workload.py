@@ -15,6 +15,7 @@ import os
 import random
 import struct
 import sys
+import threading
 import time
 
 import numpy as np
@@ -138,6 +139,71 @@ def create_scalars(name, shards=2, replicas=2):
     """A fresh collection of every scalar type (arrays included) and a binary vector, loaded with `replicas`."""
     return create(name, scalars_schema(), "sig",
                   {"index_type": "BIN_FLAT", "metric_type": "HAMMING", "params": {}}, shards, replicas)
+
+
+class SeedWorkload:
+    """The seed workload, in a thread until close(): 2048-d ReID rows in batches of 20, a delete of 5 live pks
+    every 5th batch, an upsert of 5 every 7th; with `scalars`, also 10 rows a batch into `<name>_scalars`, a
+    collection of every scalar type (Array fields decode only with their schema). Clear `running` to pause it.
+    Remembers when the client's delete and upsert of each pk were acknowledged (`history`)."""
+
+    def __init__(self, name, seed, scalars=False, pause=0.2):
+        connections.connect(host="127.0.0.1", port="19530")
+        self.name, self.pause = name, pause
+        self.collection = create_reid(name)
+        self.scalars = create_scalars(name + "_scalars") if scalars else None
+        self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
+        self.pks, self.deleted_at, self.upserted_at = [], {}, {}
+        self.counts = {"inserted": 0, "deleted": 0, "upserted": 0, "scalars": 0, "errors": 0}
+        self.stop, self.running = threading.Event(), threading.Event()
+        self.running.set()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        i = 0
+        while not self.stop.is_set():
+            if not self.running.wait(0.5):
+                continue
+            try:
+                rows = [reid_row(self.rng, self.nprng, len(self.pks) + n, 2048) for n in range(20)]
+                self.collection.insert(rows, timeout=30)
+                self.pks += [r["detection_id"] for r in rows]
+                self.counts["inserted"] += 20
+                if self.scalars is not None:
+                    self.scalars.insert([scalars_row(self.rng, 10 * i + n) for n in range(10)], timeout=30)
+                    self.counts["scalars"] += 10
+                if i % 5 == 4:
+                    gone = self.rng.sample(self.pks, 5)
+                    self.collection.delete("detection_id in %s" % json.dumps(gone), timeout=30)
+                    self.deleted_at.update({pk: time.time() for pk in gone})
+                    self.pks = [pk for pk in self.pks if pk not in gone]
+                    self.counts["deleted"] += 5
+                if i % 7 == 6:
+                    again = [dict(reid_row(self.rng, self.nprng, n, 2048), detection_id=pk)
+                             for n, pk in enumerate(self.rng.sample(self.pks, 5))]
+                    self.collection.upsert(again, timeout=30)
+                    self.upserted_at.update({r["detection_id"]: time.time() for r in again})
+                    self.counts["upserted"] += 5
+            except Exception:
+                self.counts["errors"] += 1
+                self.stop.wait(1)
+            i += 1
+            self.stop.wait(self.pause)
+
+    def history(self, pks, started):
+        """What the client itself did to these pks (seconds after `started`): the truth a finding is held to."""
+        def since(at):
+            return round(at - started, 1) if at is not None else None
+        return {str(pk): {"deleted_at": since(self.deleted_at.get(pk)), "upserted_at": since(self.upserted_at.get(pk))}
+                for pk in pks[:10]}
+
+    def close(self, drop=True):
+        self.stop.set()
+        self.thread.join()
+        if drop:
+            for name in [self.name] + ([self.name + "_scalars"] if self.scalars is not None else []):
+                utility.drop_collection(name)
 
 
 def main():

@@ -16,10 +16,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
-import numpy as np
 import pytest
 
 from test_alerting import free_port, wait_for
@@ -33,62 +31,6 @@ pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="need
 KILLS = int(os.environ.get("AUDITD_CRASH_KILLS", "10"))
 
 
-class SeedWorkload:
-    """Inserts (batch 20), deletes and upserts into a ReID collection until stopped; with `scalars`, also
-    inserts into a collection of every scalar type (Array fields decode only with the schema: a restart
-    after their CreateCollection must still decode them)."""
-
-    def __init__(self, name, seed, scalars=False):
-        from pymilvus import connections
-        connections.connect(host="127.0.0.1", port="19530")
-        self.name = name
-        self.collection = workload.create_reid(name)
-        self.scalars = workload.create_scalars(name + "_scalars") if scalars else None
-        self.rng, self.nprng = random.Random(seed), np.random.default_rng(seed)
-        self.pks, self.counts = [], {"inserted": 0, "deleted": 0, "upserted": 0, "errors": 0}
-        self.stop = threading.Event()
-        self.running = threading.Event()  # cleared: the workload pauses (while a replay verifies)
-        self.running.set()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    def loop(self):
-        i = 0
-        while not self.stop.is_set():
-            if not self.running.wait(0.5):
-                continue
-            try:
-                rows = [workload.reid_row(self.rng, self.nprng, len(self.pks) + n, 2048) for n in range(20)]
-                self.collection.insert(rows, timeout=30)
-                self.pks += [r["detection_id"] for r in rows]
-                self.counts["inserted"] += 20
-                if self.scalars is not None:
-                    self.scalars.insert([workload.scalars_row(self.rng, 10 * i + n) for n in range(10)], timeout=30)
-                    self.counts["scalars"] = self.counts.get("scalars", 0) + 10
-                if i % 5 == 4:
-                    gone = self.rng.sample(self.pks, 5)
-                    self.collection.delete("detection_id in [%s]" % ",".join('"%s"' % pk for pk in gone), timeout=30)
-                    self.pks = [pk for pk in self.pks if pk not in gone]
-                    self.counts["deleted"] += 5
-                if i % 7 == 6:
-                    again = [dict(workload.reid_row(self.rng, self.nprng, n, 2048), detection_id=pk)
-                             for n, pk in enumerate(self.rng.sample(self.pks, 5))]
-                    self.collection.upsert(again, timeout=30)
-                    self.counts["upserted"] += 5
-            except Exception:
-                self.counts["errors"] += 1
-            i += 1
-            self.stop.wait(0.2)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-        from pymilvus import utility
-        utility.drop_collection(self.name)
-        if self.scalars is not None:
-            utility.drop_collection(self.name + "_scalars")
-
-
 def verify_replay(state):
     started = time.time()
     check = subprocess.run([AUDITD, "verify", "--replay", "--state", str(state)], capture_output=True, text=True,
@@ -97,7 +39,7 @@ def verify_replay(state):
 
 
 def test_kill9_of_serve_under_a_live_workload_leaves_the_shadow_equal_to_a_fresh_replay(tmp_path):
-    load = SeedWorkload("crashserve_%d" % random.randrange(10**6), 17, scalars=True)
+    load = workload.SeedWorkload("crashserve_%d" % random.randrange(10**6), 17, scalars=True)
     state = tmp_path / "state"
     rng = random.Random(23)
     replay_seconds = []
@@ -156,7 +98,7 @@ def test_kill9_inside_a_schema_migration_keeps_the_steps_before_and_the_next_sta
 
 
 def test_kill9_inside_an_audit_rounds_record_step_keeps_nothing_of_the_round(tmp_path):
-    load = SeedWorkload("crashrecord_%d" % random.randrange(10**6), 29)
+    load = workload.SeedWorkload("crashrecord_%d" % random.randrange(10**6), 29)
     time.sleep(3)
     load.stop.set()
     load.thread.join()

@@ -7,25 +7,22 @@ own). Each fault must give a lag state, an unreachable broker or `replica_unavai
 and auditd must recover by itself once it ends: ready again, both replicas audited clean, the broker reachable.
 The times to recover are printed (`pytest -s`) for docs/reliability.md.
 """
-import json
 import os
 import random
-import re
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from test_alerting import free_port
-from test_crash_serve import SeedWorkload
-from test_outage import AUDITD, CLUSTER, FAST_TIMEOUTS
+from sidecar import DATA_KINDS, Sidecar, clear, shape
+from test_outage import CLUSTER, FAST_TIMEOUTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "dev"))
+import workload  # noqa: E402
 NS, NEAR, FAR, HOST, PEER = "auditd-nf", "nfa0", "nfb0", "10.232.0.1", "10.232.0.2"
 BROKER, PROXY, ETCD, QUERYNODE1, QUERYNODE2 = 9092, 19530, 2379, 21123, 21133
-DATA_KINDS = {"missing", "extra", "resurrected", "stale", "duplicate_pk", "replica_divergence"}
 
 pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="needs dev/cluster up + dev/cluster exec")
 
@@ -63,17 +60,12 @@ class Link:
 
     def shape(self, port, *netem):
         """netem on everything to and from `port` (both directions), nothing else."""
-        self.clear()
-        for prefix, dev, match in ((["tc"], NEAR, "sport"), (["tc", "-n", NS], FAR, "dport")):
-            sh(*prefix, "qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4", "priomap",
-               *["3"] * 16)
-            sh(*prefix, "qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "netem", *netem)
-            sh(*prefix, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match",
-               "ip", match, str(port), "0xffff", "flowid", "1:1")
+        shape(NEAR, port, "sport", *netem)
+        shape(FAR, port, "dport", *netem, ns=NS)
 
     def clear(self):
-        sh("tc", "qdisc", "del", "dev", NEAR, "root", check=False)
-        sh("tc", "-n", NS, "qdisc", "del", "dev", FAR, "root", check=False)
+        clear(NEAR)
+        clear(FAR, ns=NS)
 
     def close(self):
         self.clear()
@@ -84,76 +76,21 @@ class Link:
         sh("ip", "netns", "del", NS, check=False)
 
 
-class Sidecar:
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.log = open(tmp_path / "serve.log", "w")
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", NS, AUDITD, "serve", "--state", str(tmp_path / "state"), "--listen",
-             "0.0.0.0:%d" % self.port, "--audit-interval", "5", "--brokers", "127.0.0.1:%d" % BROKER, "--milvus",
-             "127.0.0.1:%d" % PROXY, "--etcd", "127.0.0.1:%d" % ETCD, *FAST_TIMEOUTS],
-            stdout=self.log, stderr=subprocess.STDOUT)
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen("http://%s:%d%s" % (PEER, self.port, path), timeout=5) as answer:
-                return answer.status, answer.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def metrics(self):
-        """{(name, frozenset(labels)): value} of the exposition."""
-        out = {}
-        for line in self.get("/metrics")[1].splitlines():
-            found = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
-            if found:
-                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', found.group(2) or ""))
-                out[(found.group(1), labels)] = float(found.group(3))
-        return out
-
-    def findings(self):
-        return json.loads(self.get("/v1/findings?state=all")[1])["findings"]
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("netfaults")
     link = Link(tmp)
-    load = SeedWorkload("netfault_%d" % random.randrange(10**6), 41)
-    sidecar = Sidecar(tmp)
+    load = workload.SeedWorkload("netfault_%d" % random.randrange(10**6), 41)
+    sidecar = Sidecar(tmp, "--brokers", "127.0.0.1:%d" % BROKER, "--milvus", "127.0.0.1:%d" % PROXY, "--etcd",
+                      "127.0.0.1:%d" % ETCD, *FAST_TIMEOUTS, ns=NS, host=PEER)
     try:
         rig = type("Rig", (), dict(link=link, load=load, sidecar=sidecar, name=load.name))
-        wait_whole(rig, 300)
+        sidecar.wait_whole(rig.name, 300)
         yield rig
     finally:
-        sidecar.process.terminate()
-        sidecar.process.wait(60)
+        sidecar.stop()
         load.close()
         link.close()
-
-
-def states(rig):
-    """What the sidecar says right now about the broker, its own consumption and our collection's replicas."""
-    m = rig.sidecar.metrics()
-    replica = {dict(k[1])["replica"]: dict(k[1])["status"] for k, v in m.items()
-               if k[0] == "auditd_replica_status" and v == 1 and dict(k[1]).get("collection") == rig.name}
-    consumer = sorted({dict(k[1])["status"] for k, v in m.items() if k[0] == "auditd_consumer_status" and v == 1})
-    reachable = m.get(("auditd_kafka_reachable", frozenset()), None)
-    return {"kafka_reachable": reachable, "consumer": consumer, "replicas": replica}
-
-
-def wait_whole(rig, seconds):
-    """Until the sidecar is ready and audits both replicas of the collection clean; returns the seconds it took."""
-    started, deadline = time.time(), time.time() + seconds
-    while True:
-        assert rig.sidecar.process.poll() is None, "serve ended by itself"
-        status, body = rig.sidecar.get("/readyz")
-        now = states(rig)
-        if status == 200 and len(now["replicas"]) == 2 and set(now["replicas"].values()) == {"clean"} \
-                and now["kafka_reachable"] == 1:
-            return time.time() - started
-        assert time.time() < deadline, "not whole again after %d s: readyz %s %s; %s" % (seconds, status, body, now)
-        time.sleep(1)
 
 
 def run_fault(rig, what, apply, heal, seconds, toggle=None):
@@ -165,7 +102,7 @@ def run_fault(rig, what, apply, heal, seconds, toggle=None):
     def sample_until(until):
         while time.time() < until:
             try:
-                seen.append(states(rig))
+                seen.append(rig.sidecar.states(rig.name))
             except OSError as error:
                 seen.append({"http": str(error)})
             time.sleep(2)
@@ -180,7 +117,7 @@ def run_fault(rig, what, apply, heal, seconds, toggle=None):
                 sample_until(min(end, time.time() + toggle))
     finally:
         heal()
-    recovered = wait_whole(rig, 240)
+    recovered = rig.sidecar.wait_whole(rig.name, 240)
     data = [f for f in rig.sidecar.findings() if f["kind"] in DATA_KINDS and f["first_seen_ms"] >= started_ms]
     print("\n%s: %d s; seen %s; whole again %.1f s after it ended; data findings %d" % (
         what, seconds, summarize(seen), recovered, len(data)))
