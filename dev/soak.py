@@ -179,9 +179,21 @@ def main():
         by_kind.setdefault("%s/%s" % (f["kind"], f["state"]), 0)
         by_kind["%s/%s" % (f["kind"], f["state"])] += 1
     false_positives = [c for c in checked.values() if c["check"]["verdict"] == "FALSE POSITIVE"]
+    # Growth is the trend of the working set, not its peaks (a full sweep lifts RSS for one round): the median of
+    # the last 10 minutes under load (a third of a shorter run) against the median of the 5 minutes after the
+    # warm-up (the first 10 minutes, or a third). Peaks and the RSS after the quiet period are reported beside it.
     warm = min(600.0, args.minutes * 60 / 3)
-    base = [r for t, r in samples if t >= warm]
-    growth = (max(base) / base[0] - 1) * 100 if base and base[0] else None
+    span = min(600.0, args.minutes * 60 / 3)
+    load_end = args.minutes * 60
+
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2] if values else None
+    early = median([r for t, r in samples if warm <= t < warm + span / 2])
+    late = median([r for t, r in samples if load_end - span <= t < load_end])
+    growth = (late / early - 1) * 100 if early and late else None
+    peak = max([r for t, r in samples if t >= warm], default=None)
+    after_quiet = samples[-1][1] if samples else None
     problems = []
     if false_positives:
         problems.append("%d confirmed findings a direct replica read does not show" % len(false_positives))
@@ -200,6 +212,8 @@ def main():
         "restart_windows": records, "findings_by_kind_state": by_kind,
         "confirmed_data_findings_checked": list(checked.values()), "false_positives": len(false_positives),
         "rss_kib": samples, "rss_warmup_s": warm, "rss_growth_after_warmup_pct": growth,
+        "rss_median_after_warmup_kib": early, "rss_median_last_kib": late, "rss_peak_kib": peak,
+        "rss_after_quiet_kib": after_quiet,
         "quarantined": final.get("quarantined"), "monitor_events": events[-50:], "problems": problems,
         "passed": not problems,
     }
@@ -222,8 +236,9 @@ def main():
         "| confirmed data findings / checked by a direct read / false positives | %d / %d / %d |" % (
             len(checked), sum(1 for c in checked.values() if c["check"]["verdict"] != "unverifiable"),
             len(false_positives)),
-        "| auditd RSS after warm-up (%.0f s) | %s |" % (
-            warm, "n/a" if growth is None else "%.1f %% growth (%d → max %d KiB)" % (growth, base[0], max(base))),
+        "| auditd RSS: median after the warm-up (%.0f s) → median of the last %.0f s under load | %s |" % (
+            warm, span, "n/a" if growth is None else "%d → %d KiB (%+.1f %%); peak %d KiB; %d KiB after the quiet "
+            "period" % (early, late, growth, peak, after_quiet)),
         "| RSS by minute (KiB) | %s |" % " ".join("%d:%d" % kv for kv in sorted(minute_rss.items())),
         "",
     ] + ["- problem: " + p for p in problems]

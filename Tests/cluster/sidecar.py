@@ -60,8 +60,11 @@ class Sidecar:
         started, deadline = time.time(), time.time() + seconds
         while True:
             assert self.process.poll() is None, "serve ended by itself"
-            status, body = self.get("/readyz")
-            now = self.states(collection)
+            try:
+                status, body = self.get("/readyz")
+                now = self.states(collection)
+            except OSError as error:  # not listening yet, or the link to it is being cut
+                status, body, now = None, str(error), {}
             if status == 200 and len(now["replicas"]) == 2 and set(now["replicas"].values()) == {"clean"} \
                     and now["kafka_reachable"] == 1:
                 return time.time() - started
@@ -93,14 +96,19 @@ def names_port(finding, port):
     return any(str(v).endswith(":%d" % port) for v in (finding.get("leaders") or {}).values())
 
 
-def shape(dev, port, match, *netem, ns=None):
-    """netem on `dev`'s egress for packets whose `match` (sport or dport) is `port`; everything else untouched."""
+def shape(dev, port, match, rate, ns=None):
+    """Holds `dev`'s egress to `rate` for packets whose `match` (sport or dport) is `port`, everything else
+    untouched. This machine's kernel has no netem (nor prio, iptables or nftables: measured), but htb with a u32
+    filter: a rate of a few kbit/s is a slow link, "8bit" (and a one-packet queue) a black hole."""
     tc = ["tc", "-n", ns] if ns else ["tc"]
     clear(dev, ns=ns)
-    for args in (["qdisc", "add", "dev", dev, "root", "handle", "1:", "prio", "bands", "4", "priomap", *["3"] * 16],
-                 ["qdisc", "add", "dev", dev, "parent", "1:1", "handle", "10:", "netem", *netem],
+    for args in (["qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20"],
+                 ["class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", rate, "ceil", rate],
+                 ["class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit"],
+                 ["qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "pfifo", "limit",
+                  "1" if rate == "8bit" else "1000"],
                  ["filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
-                  match, str(port), "0xffff", "flowid", "1:1"]):
+                  match, str(port), "0xffff", "flowid", "1:10"]):
         subprocess.run(tc + args, check=True, capture_output=True)
 
 

@@ -94,7 +94,7 @@ def test_a_lagging_replica_is_unavailable_never_a_data_finding_and_resolves(tmp_
     try:
         w = Watched(tmp_path, "fm_lag")
         link = "vq12a"  # dev/cluster's veth for querynode2 (10.77.12.0/24), in the cluster's namespace
-        shape(link, BROKER, "sport", "loss", "100%")  # the node hears nothing from the broker; gRPC still answers
+        shape(link, BROKER, "sport", "8bit")  # the node hears nothing from the broker; gRPC still answers
         w.insert(20)
         finding, seconds = w.sidecar.wait_finding(confirmed("replica_unavailable", QUERYNODE2), 240)
         assert "lagging" in finding["evidence"]["detail"], finding

@@ -1,8 +1,9 @@
 """Faults in the network and the broker while `auditd serve` audits a collection under a live workload.
 
 auditd runs in a network namespace of its own behind a veth pair; TCP relays (dev/forward.py) on both ends carry
-its traffic to the broker, the proxy, etcd and both QueryNodes, so `tc netem` on the veth — filtered by port —
-slows or cuts one of them at a time for auditd only (Milvus itself is untouched unless the fault is the broker's
+its traffic to the broker, the proxy, etcd and both QueryNodes, so `tc` on the veth — htb with a u32 port filter
+(this kernel has no netem) — slows or cuts one of them at a time for auditd only (Milvus itself is untouched
+unless the fault is the broker's
 own). Each fault must give a lag state, an unreachable broker or `replica_unavailable` — never a data finding —
 and auditd must recover by itself once it ends: ready again, both replicas audited clean, the broker reachable.
 The times to recover are printed (`pytest -s`) for docs/reliability.md.
@@ -32,7 +33,7 @@ def sh(*args, check=True):
 
 
 class Link:
-    """The veth pair between the cluster's namespace (NEAR, HOST) and auditd's (FAR, PEER), with netem per port."""
+    """The veth pair between the cluster's namespace (NEAR, HOST) and auditd's (FAR, PEER), with a rate limit per port."""
 
     def __init__(self, tmp_path):
         sh("ip", "netns", "del", NS, check=False)
@@ -47,7 +48,8 @@ class Link:
         ports = [BROKER, PROXY, ETCD, QUERYNODE1, QUERYNODE2]
         forward = [sys.executable, os.path.join(ROOT, "dev", "forward.py")]
         self.relays = [
-            subprocess.Popen(forward + ["%s:%d=127.0.0.1:%d" % (HOST, p, p) for p in ports],
+            # etcd and the broker listen on 127.0.0.1 only (Milvus's roles listen everywhere: reached directly)
+            subprocess.Popen(forward + ["%s:%d=127.0.0.1:%d" % (HOST, p, p) for p in (BROKER, ETCD)],
                              stdout=open(tmp_path / "relay-near.log", "w"), stderr=subprocess.STDOUT),
             subprocess.Popen(["ip", "netns", "exec", NS] + forward + ["127.0.0.1:%d=%s:%d" % (p, HOST, p) for p in ports],
                              stdout=open(tmp_path / "relay-far.log", "w"), stderr=subprocess.STDOUT),
@@ -58,10 +60,10 @@ class Link:
             assert time.time() < deadline, "the relays did not come up"
             time.sleep(0.2)
 
-    def shape(self, port, *netem):
-        """netem on everything to and from `port` (both directions), nothing else."""
-        shape(NEAR, port, "sport", *netem)
-        shape(FAR, port, "dport", *netem, ns=NS)
+    def shape(self, port, rate):
+        """Everything to and from `port` (both directions) held to `rate`, nothing else."""
+        shape(NEAR, port, "sport", rate)
+        shape(FAR, port, "dport", rate, ns=NS)
 
     def clear(self):
         clear(NEAR)
@@ -94,7 +96,7 @@ def rig(tmp_path_factory):
 
 
 def run_fault(rig, what, apply, heal, seconds, toggle=None):
-    """Applies a fault for `seconds` (with `toggle`: on and off every `toggle` seconds), sampling the sidecar every
+    """Applies a fault for `seconds` (with `toggle=(on, off)`: on for `on` s, off for `off` s, again), sampling every
     2 s; heals it and waits until auditd is whole again. No data finding may have appeared since the start."""
     started_ms = int(time.time() * 1000)
     seen = []
@@ -111,10 +113,10 @@ def run_fault(rig, what, apply, heal, seconds, toggle=None):
     try:
         while time.time() < end:
             apply()
-            sample_until(min(end, time.time() + (toggle or seconds)))
+            sample_until(min(end, time.time() + (toggle[0] if toggle else seconds)))
             if toggle:
                 heal()
-                sample_until(min(end, time.time() + toggle))
+                sample_until(min(end, time.time() + toggle[1]))
     finally:
         heal()
     recovered = rig.sidecar.wait_whole(rig.name, 240)
@@ -135,10 +137,8 @@ def summarize(seen):
     return {k: sorted(str(x) for x in v) for k, v in kinds.items()}
 
 
-def test_a_slow_lossy_broker_link_gives_no_data_finding(rig):
-    run_fault(rig, "broker delay 400±100 ms, 10 % loss", lambda: rig.link.shape(BROKER, "delay", "400ms", "100ms",
-                                                                                "loss", "10%"),
-              rig.link.clear, 60)
+def test_a_slow_broker_link_gives_no_data_finding(rig):
+    run_fault(rig, "broker link held to 256 kbit/s", lambda: rig.link.shape(BROKER, "256kbit"), rig.link.clear, 60)
 
 
 def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(rig):
@@ -148,11 +148,19 @@ def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(
 
 
 def test_etcd_unreachable_gives_no_data_finding(rig):
-    run_fault(rig, "etcd unreachable (100 % loss)", lambda: rig.link.shape(ETCD, "loss", "100%"), rig.link.clear, 45)
+    run_fault(rig, "etcd unreachable (black-holed)", lambda: rig.link.shape(ETCD, "8bit"), rig.link.clear, 45)
 
 
 def test_a_querynode_reachable_part_of_the_time_is_unavailable_never_a_data_finding(rig):
-    seen = run_fault(rig, "querynode2 reachable 10 s of every 20 s", lambda: rig.link.shape(QUERYNODE2, "loss", "100%"),
-                     rig.link.clear, 60, toggle=10)
+    # gone 25 s of every 35 s: longer than a read's deadline plus the unreachable grace (10 s + 10 s), so rounds
+    # in the gaps must say so; shorter gaps are ridden out (reads retried within the grace: no finding at all)
+    seen = run_fault(rig, "querynode2 black-holed 25 s of every 35 s", lambda: rig.link.shape(QUERYNODE2, "8bit"),
+                     rig.link.clear, 70, toggle=(25, 10))
     statuses = {v for s in seen for v in s.get("replicas", {}).values()}
     assert statuses & {"unavailable", "recovering", "not_audited"}, seen
+
+
+def test_a_querynode_gone_for_less_than_the_grace_is_ridden_out(rig):
+    seen = run_fault(rig, "querynode2 black-holed 8 s of every 16 s", lambda: rig.link.shape(QUERYNODE2, "8bit"),
+                     rig.link.clear, 48, toggle=(8, 8))
+    assert {v for s in seen for v in s.get("replicas", {}).values()} <= {"clean"}, seen
