@@ -60,6 +60,20 @@ struct AuditRoundTests {
         #expect(result.unjudged.first?.contains("lagging") == true)
     }
 
+    @Test func aQueryNodeThatTimesOutItselfIsLaggingToo() async throws {
+        // the QueryNode's own context expires first: it answers a status, not a gRPC DEADLINE_EXCEEDED
+        let lagging = FakeReplicaSource.Script(
+            view: { _ in Self.view() },
+            rows: { _ in
+                throw MilvusError(
+                    .status(MilvusStatus(errorCode: 1, code: 10001, reason: "context deadline exceeded")),
+                    method: "QueryNode/Query", target: "10.77.12.2:21133")
+            })
+        let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lagging])).audit(expected())
+        #expect(states(result) == ["replica_unavailable/2/suspected"])
+        #expect(result.unjudged.first?.contains("lagging") == true)
+    }
+
     @Test func lossOnAServingReplicaIsConfirmedWithItsPksAndLeader() async throws {
         let lossy = FakeReplicaSource.Script(view: { _ in Self.view() }, rows: { _ in Array(Self.all.dropFirst(3)) })
         let result = try await round(FakeReplicaSource([1: Self.healthy, 2: lossy])).audit(expected())

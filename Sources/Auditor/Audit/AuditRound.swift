@@ -487,7 +487,9 @@ public struct AuditRound: Sendable {
             judged.leaders[replica.id] = Self.leaders(replica)
             guard let served = sweep.served[replica.id] else {
                 let error = sweep.failures[replica.id] ?? ProbeError("not read")
-                let lagging = (error as? TransportError)?.isDeadlineExceeded == true
+                let lagging =
+                    (error as? TransportError)?.isDeadlineExceeded == true
+                    || (error as? MilvusError)?.isDeadlineExceeded == true
                 let why = lagging ? "lagging: has not reached T within \(policy.readTimeout)" : "\(error)"
                 judged.unjudged.append("replica \(replica.id): \(why)")
                 judged.records.append(

@@ -70,6 +70,13 @@ public struct MilvusError: Error, Sendable, CustomStringConvertible, Equatable {
         return nil
     }
 
+    /// The QueryNode gave up waiting for the request's deadline itself (its context expired while the delegator
+    /// waited for tsafe to reach T): the replica is lagging, as when the call's own deadline passes first.
+    /// Measured: a QueryNode whose broker traffic was cut answered `1/10001: context deadline exceeded`.
+    public var isDeadlineExceeded: Bool {
+        status?.reason.localizedCaseInsensitiveContains("context deadline exceeded") == true
+    }
+
     public var description: String {
         switch kind {
         case .status(let s):
