@@ -84,7 +84,7 @@ def test_a_dead_replica_is_unavailable_on_its_node_only(tmp_path):
         cluster("start", "querynode2")
         healed = w.sidecar.wait_whole(w.name, 300)
         assert finding["kind"] == "replica_unavailable"
-        print("\ndead replica: replica_unavailable on %s confirmed %.1f s after the kill; whole %.1f s after the "
+        print("\ndead replica: replica_unavailable on %s open %.1f s after the kill; whole %.1f s after the "
               "restart" % (finding.get("leaders"), seconds, healed))
     finally:
         cluster("start", "querynode2")
@@ -105,7 +105,7 @@ def test_a_lagging_replica_is_unavailable_never_a_data_finding_and_resolves(tmp_
         clear(link)
         healed = w.sidecar.wait_whole(w.name, 300)
         assert not [f for f in w.sidecar.findings() if f["kind"] in DATA_KINDS]
-        print("\nlagging replica: %s confirmed %.1f s after the broker went silent for it (%s); whole %.1f s after "
+        print("\nlagging replica: %s open %.1f s after the broker went silent for it (%s); whole %.1f s after "
               "the broker came back" % (finding["kind"], seconds, finding["evidence"]["detail"], healed))
     finally:
         clear("vq12a")

@@ -138,7 +138,7 @@ def summarize(seen):
 
 
 def test_a_slow_broker_link_gives_no_data_finding(rig):
-    run_fault(rig, "broker link held to 256 kbit/s", lambda: rig.link.shape(BROKER, "256kbit"), rig.link.clear, 60)
+    run_fault(rig, "broker link held to 256 kbit/s", lambda: rig.link.shape(BROKER, "256kbit"), rig.link.clear, 30)
 
 
 def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(rig):
@@ -148,7 +148,7 @@ def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(
 
 
 def test_etcd_unreachable_gives_no_data_finding(rig):
-    run_fault(rig, "etcd unreachable (black-holed)", lambda: rig.link.shape(ETCD, "8bit"), rig.link.clear, 45)
+    run_fault(rig, "etcd unreachable (black-holed)", lambda: rig.link.shape(ETCD, "8bit"), rig.link.clear, 30)
 
 
 def test_a_querynode_reachable_part_of_the_time_is_unavailable_never_a_data_finding(rig):
@@ -162,5 +162,5 @@ def test_a_querynode_reachable_part_of_the_time_is_unavailable_never_a_data_find
 
 def test_a_querynode_gone_for_less_than_the_grace_is_ridden_out(rig):
     seen = run_fault(rig, "querynode2 black-holed 8 s of every 16 s", lambda: rig.link.shape(QUERYNODE2, "8bit"),
-                     rig.link.clear, 48, toggle=(8, 8))
+                     rig.link.clear, 32, toggle=(8, 8))
     assert {v for s in seen for v in s.get("replicas", {}).values()} <= {"clean"}, seen

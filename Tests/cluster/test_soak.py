@@ -64,8 +64,8 @@ def test_the_direct_read_confirms_true_findings_and_refutes_false_ones():
 
 def test_a_short_soak_with_querynode_restarts_passes(tmp_path):
     done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "dev", "soak.py"), "--minutes", "3", "--restart-min", "40",
-         "--restart-max", "70", "--flush-every", "60", "--audit-interval", "15", "--quiet", "60", "--seed", "7",
+        [sys.executable, os.path.join(ROOT, "dev", "soak.py"), "--minutes", "2.5", "--restart-min", "35",
+         "--restart-max", "60", "--flush-every", "50", "--audit-interval", "15", "--quiet", "45", "--seed", "7",
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     print(done.stdout[-3000:], done.stderr[-3000:])
     result = json.load(open(tmp_path / "soak.json"))
