@@ -1,6 +1,6 @@
 """kill -9 of the sidecar while Milvus is written to, and inside auditd's own write transactions.
 
-- `auditd serve` is killed with SIGKILL at random moments (AUDITD_CRASH_KILLS times, default 10 in CI; the figure
+- `auditd serve` is killed with SIGKILL at random moments (AUDITD_CRASH_KILLS times, default 5 in CI; the figure
   in docs/reliability.md is from 100) while a seed workload writes through Milvus — 2048-d ReID rows in
   batches of 20, deletes, upserts, REPLICA=2 — and audit rounds run every 2 s. After every kill the shadow
   must equal a fresh replay of the log to the positions it committed (`auditd verify --replay`: rows,
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "dev"))
 import workload  # noqa: E402
 
 pytestmark = pytest.mark.skipif("AUDITD_BROKERS" not in os.environ, reason="needs dev/cluster up + dev/cluster exec")
-KILLS = int(os.environ.get("AUDITD_CRASH_KILLS", "10"))
+KILLS = int(os.environ.get("AUDITD_CRASH_KILLS", "5"))
 
 
 def verify_replay(state):

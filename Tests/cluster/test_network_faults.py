@@ -138,7 +138,7 @@ def summarize(seen):
 
 
 def test_a_slow_broker_link_gives_no_data_finding(rig):
-    run_fault(rig, "broker link held to 256 kbit/s", lambda: rig.link.shape(BROKER, "256kbit"), rig.link.clear, 30)
+    run_fault(rig, "broker link held to 256 kbit/s", lambda: rig.link.shape(BROKER, "256kbit"), rig.link.clear, 20)
 
 
 def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(rig):
@@ -148,7 +148,7 @@ def test_a_broker_paused_past_librdkafkas_timeouts_is_unreachable_then_recovers(
 
 
 def test_etcd_unreachable_gives_no_data_finding(rig):
-    run_fault(rig, "etcd unreachable (black-holed)", lambda: rig.link.shape(ETCD, "8bit"), rig.link.clear, 30)
+    run_fault(rig, "etcd unreachable (black-holed)", lambda: rig.link.shape(ETCD, "8bit"), rig.link.clear, 20)
 
 
 def test_a_querynode_reachable_part_of_the_time_is_unavailable_never_a_data_finding(rig):

@@ -64,12 +64,12 @@ def test_the_direct_read_confirms_true_findings_and_refutes_false_ones():
 
 def test_a_short_soak_with_querynode_restarts_passes(tmp_path):
     done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "dev", "soak.py"), "--minutes", "2.5", "--restart-min", "35",
-         "--restart-max", "60", "--flush-every", "50", "--audit-interval", "15", "--quiet", "45", "--seed", "7",
+        [sys.executable, os.path.join(ROOT, "dev", "soak.py"), "--minutes", "2", "--restart-min", "30",
+         "--restart-max", "50", "--flush-every", "40", "--audit-interval", "15", "--quiet", "40", "--seed", "7",
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     print(done.stdout[-3000:], done.stderr[-3000:])
     result = json.load(open(tmp_path / "soak.json"))
     assert done.returncode == 0 and result["passed"], result["problems"]
-    assert len(result["restarts"]) >= 2 and result["rounds"] >= 4  # a debug build in CI: 6 rounds in 195 s
+    assert len(result["restarts"]) >= 2 and result["rounds"] >= 3  # a debug build in CI: 6 rounds in 195 s
     assert result["workload"]["inserted"] > 0 and result["workload"]["scalars"] > 0
     assert len(result["restart_windows"]) >= 2 * len(result["restarts"])
