@@ -2,8 +2,10 @@
 (/metrics, /readyz, /v1/findings) the way Prometheus and an operator would. Optionally inside a network
 namespace of its own (then reached at `host`)."""
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -11,7 +13,9 @@ import urllib.request
 from test_alerting import free_port
 from test_outage import AUDITD
 
-DATA_KINDS = {"missing", "extra", "resurrected", "stale", "duplicate_pk", "replica_divergence"}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "suites"))
+from lib.auditor import DATA_KINDS, names_port  # noqa: E402,F401  (the suites' own; tests take them from here)
 
 
 class Sidecar:
@@ -89,11 +93,6 @@ class Sidecar:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
-
-
-def names_port(finding, port):
-    """Whether a finding names the replica served through the QueryNode listening on `port`."""
-    return any(str(v).endswith(":%d" % port) for v in (finding.get("leaders") or {}).values())
 
 
 def shape(dev, port, match, rate, ns=None):

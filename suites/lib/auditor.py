@@ -11,6 +11,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DATA_KINDS = {"missing", "extra", "resurrected", "stale", "duplicate_pk", "replica_divergence"}
 
 
+def names_port(finding, port):
+    """Whether a finding names the replica served (last) through the QueryNode listening on `port`."""
+    return any(str(v).endswith(":%d" % port) for v in (finding.get("leaders") or {}).values())
+
+
 def default_binary():
     """AUDITD_BIN, else the newer of the release and debug builds."""
     if os.environ.get("AUDITD_BIN"):
@@ -73,8 +78,7 @@ class Verdict:
         return checked
 
     def names_node_port(self, finding, port):
-        """Whether a finding names the replica served (last) through the QueryNode listening on `port`."""
-        return any(str(v).endswith(":%d" % port) for v in (finding.get("leaders") or {}).values())
+        return names_port(finding, port)
 
     def __repr__(self):
         return "auditd exit %s, open %s%s" % (self.exit, self.kinds(),

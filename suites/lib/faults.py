@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import time
 
+from .auditor import names_port
+
 RUN = os.environ.get("AUDITD_CLUSTER_DIR", "/tmp/auditd-cluster")
 QUERYNODE1_PORT = 21123
 
@@ -29,7 +31,7 @@ def replica_findings(report, state=None):
 
 
 def on_querynode1(finding):
-    return any(str(v).endswith(":%d" % QUERYNODE1_PORT) for v in (finding.get("leaders") or {}).values())
+    return names_port(finding, QUERYNODE1_PORT)
 
 
 class SegmentedCollection:

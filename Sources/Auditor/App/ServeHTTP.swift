@@ -183,7 +183,4 @@ package struct ServeHTTPProbe: Sendable {
         try await response.body.write(Collector(sink: sink))
         return (response.status.code, sink.bytes.withLock { $0 })
     }
-
-    /// Releases the state directory's lock.
-    package func close() { context.lock.release() }
 }

@@ -50,6 +50,8 @@ public final class ShadowIngester {
     private let stopAfterTick: [String: Int64]?
     private let logger: Logger
     private var decoder = WALDecoder()
+    /// The shadow's stored schemas were handed to the decoder (`start()` runs again at every rediscovery).
+    private var schemasRestored = false
     /// Commits run here, one at a time and in order, while the next poll is read and decoded.
     private let committer = DispatchQueue(label: "auditd.shadow.commit")
     private var inflight: Task<Void, any Error>?
@@ -76,10 +78,14 @@ public final class ShadowIngester {
     public func start() async throws {
         try await flush()
         let stored = try await store.perform(on: committer) { try $0.checkpoints() }
-        // decode as an uninterrupted ingest would: with every schema the log already gave
-        for schema in try await store.perform(on: committer, { try $0.liveSchemas() })
-        where decoder.schemas[schema.collectionID] == nil {
-            decoder.register(schema)
+        if !schemasRestored {
+            // decode as an uninterrupted ingest would: with every schema the log already gave (later schemas
+            // reach this decoder through the log itself, so once per ingester is enough)
+            for schema in try await store.perform(on: committer, { try $0.liveSchemas() })
+            where decoder.schemas[schema.collectionID] == nil {
+                decoder.register(schema)
+            }
+            schemasRestored = true
         }
         let new = try await follower.unfollowedTopics()
         let marks = try await follower.log.watermarks(topics: new, partition: 0, timeout: .seconds(10))
