@@ -5,7 +5,7 @@ collection of every scalar type with Array fields); a random QueryNode is restar
 seconds; the ReID collection is flushed now and then; `auditd serve` audits every --audit-interval seconds.
 Every confirmed data finding is checked by a direct read of both replicas at the finding's T
 (dev/replica_read.py, independent of auditd's code): a confirmed finding the direct read does not show is a
-false positive. At the end the workload stops, auditd gets a quiet period, and every QueryNode restart must be
+false positive. At the end the workload stops, auditd gets a quiet period (until every window is caught up, at most --quiet s), and every QueryNode restart must be
 a restart window auditd recorded and saw caught up. auditd's RSS is sampled every 10 s: after the warm-up (the
 first 10 minutes, or a third of a shorter run) it must grow less than 10 % (runs under 20 minutes only report it).
 
@@ -92,6 +92,20 @@ class Serve:
         self.log.close()
 
 
+def restart_windows(serve, ours):
+    records = json.loads(serve.get("/v1/restarts"))
+    records = records if isinstance(records, list) else records.get("restarts", [])
+    return [r for r in records if r["collection"] in ours]
+
+
+def all_caught_up(serve, ours, restarts):
+    try:
+        records = restart_windows(serve, ours)
+    except Exception:
+        return False
+    return len(records) >= restarts * len(ours) and all(r["caught_up"] for r in records)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="dev/soak")
     parser.add_argument("--minutes", type=float, required=True)
@@ -100,7 +114,9 @@ def main():
     parser.add_argument("--restart-max", type=float, default=300)
     parser.add_argument("--flush-every", type=float, default=150, help="mean seconds between flushes")
     parser.add_argument("--audit-interval", type=float, default=30)
-    parser.add_argument("--quiet", type=float, default=120, help="seconds after the load for catch-ups to end")
+    parser.add_argument("--quiet", type=float, default=300,
+                        help="at most this many seconds after the load for the last catch-ups to end (the quiet period "
+                        "ends sooner once every restart window is caught up)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--drop", action="store_true", help="drop the collections even after confirmed findings")
     args = parser.parse_args()
@@ -139,8 +155,11 @@ def main():
                     events.append("flush failed: %s" % error)
                 next_flush = time.time() + rng.expovariate(1 / args.flush_every)
             if now >= end and not load.stop.is_set():
-                log("load stops; %d s quiet for the last catch-ups" % args.quiet)
+                log("load stops; up to %d s quiet for the last catch-ups" % args.quiet)
                 load.stop.set()
+            if now >= end and all_caught_up(serve, ours, len(restarts)):
+                log("every restart window caught up %.0f s after the load stopped" % (now - end))
+                break
             try:
                 samples.append((round(now - started, 1), rss_kib(serve.process.pid)))
                 report = json.loads(serve.get("/v1/report"))
@@ -161,7 +180,7 @@ def main():
             time.sleep(10)
         rounds = serve.metric("auditd_audit_rounds_total")
         final = json.loads(serve.get("/v1/report"))
-        restart_records = json.loads(serve.get("/v1/restarts"))
+        records = restart_windows(serve, ours)
     finally:
         serve.stop()
         kept = bool(checked) and not args.drop
@@ -170,8 +189,6 @@ def main():
             log("kept %s and %s_scalars: confirmed findings to look at (--drop drops them anyway)" % (
                 load.name, load.name))
 
-    records = restart_records if isinstance(restart_records, list) else restart_records.get("restarts", [])
-    records = [r for r in records if r["collection"] in ours]
     not_caught_up = [r for r in records if not r["caught_up"]]
     findings = [f for f in final["findings"] if f.get("collection") in ours or f.get("collection") is None]
     by_kind = {}

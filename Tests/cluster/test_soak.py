@@ -65,7 +65,7 @@ def test_the_direct_read_confirms_true_findings_and_refutes_false_ones():
 def test_a_short_soak_with_querynode_restarts_passes(tmp_path):
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "dev", "soak.py"), "--minutes", "2", "--restart-min", "30",
-         "--restart-max", "50", "--flush-every", "40", "--audit-interval", "15", "--quiet", "40", "--seed", "7",
+         "--restart-max", "50", "--flush-every", "40", "--audit-interval", "15", "--quiet", "180", "--seed", "7",
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     print(done.stdout[-3000:], done.stderr[-3000:])
     result = json.load(open(tmp_path / "soak.json"))
