@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import ujson
-from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, MilvusException, connections, utility
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rowhash  # noqa: E402
@@ -124,9 +124,21 @@ def create(name, schema, index_field, index, shards, replicas):
     if utility.has_collection(name):
         utility.drop_collection(name)
     collection = Collection(name, schema, shards_num=shards)
-    collection.create_index(index_field, index)
-    collection.load(replica_number=replicas, timeout=300)
-    return collection
+    try:
+        collection.create_index(index_field, index)
+        for attempt in range(4):
+            try:
+                collection.load(replica_number=replicas, timeout=300)
+                return collection
+            except MilvusException:
+                # QueryCoord can still count a QueryNode that was just restarted ("node not found ...:
+                # unrecoverable error"); it forgets it within seconds: load again, as an operator would
+                if attempt == 3:
+                    raise
+                time.sleep(10)
+    except BaseException:
+        utility.drop_collection(name)  # never leave a collection that is not loaded behind
+        raise
 
 
 def create_reid(name, shards=2, replicas=2):

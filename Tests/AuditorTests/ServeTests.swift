@@ -77,13 +77,14 @@ struct RestartTrackerTests {
         let opened = tracker.nodeDown(20, atMs: 1000)
         #expect(opened.map(\.replicaID) == [2] && opened.first?.oldNodes == [20])  // only the replica it served
         tracker.nodeUp(21, atMs: 3000)
-        let unanswered = tracker.observe(key, nodes: [], answered: false, short: 0, caughtUp: false, atMs: 3500)
+        let unanswered = tracker.observe(key, nodes: [], answered: false, short: 0, caughtUp: false, atMs: 3500).first
         #expect(unanswered == nil)
         let servingRecord = tracker.observe(key, nodes: [21], answered: true, short: 40, caughtUp: false, atMs: 4000)
+            .first
         let serving = try #require(servingRecord)
         #expect(serving.servingMs == 4000 && serving.newNodes == [21] && serving.rowsShortMax == 40 && serving.isOpen)
         _ = tracker.observe(key, nodes: [21], answered: true, short: 60, caughtUp: false, atMs: 5000)
-        let doneRecord = tracker.observe(key, nodes: [21], answered: true, short: 0, caughtUp: true, atMs: 7500)
+        let doneRecord = tracker.observe(key, nodes: [21], answered: true, short: 0, caughtUp: true, atMs: 7500).first
         let done = try #require(doneRecord)
         #expect(done.state == .caughtUp && done.rowsShortMax == 60 && done.servingBehindSeconds(nowMs: 0) == 3.5)
         #expect(!tracker.needsProbing)
@@ -95,6 +96,7 @@ struct RestartTrackerTests {
         tracker.nodeUp(21, atMs: 2000)
         #expect(tracker.needsProbing)
         let recordRecord = tracker.observe(key, nodes: [21], answered: true, short: 5, caughtUp: false, atMs: 2300)
+            .first
         let record = try #require(recordRecord)
         #expect(record.downMs == 2000 && record.oldNodes == [20] && record.newNodes == [21])
         // the old session expires later: same window
@@ -102,14 +104,34 @@ struct RestartTrackerTests {
         #expect(reopened.isEmpty)
     }
 
+    @Test func aFastRestartOpensAWindowForEveryReplicaTheOldNodeServed() throws {
+        // querynode1 (node 20) serves a replica of two collections and restarts as node 21 before its old
+        // session expires: the first replica probed places the new node; the other collection's replica must
+        // get its window too (it lost the same node), not wait for a session expiry that may never be seen.
+        var tracker = RestartTracker()
+        let other = RestartTracker.Key(collectionID: 10, replicaID: 5)
+        let untouched = RestartTracker.Key(collectionID: 10, replicaID: 6)
+        tracker.membership([key: [20], other: [20], untouched: [30]])
+        tracker.nodeUp(21, atMs: 2000)
+        let changed = tracker.observe(key, nodes: [21], answered: true, short: 5, caughtUp: false, atMs: 2300)
+        #expect(changed.map(\.replicaID) == [2, 5])
+        #expect(changed.allSatisfy { $0.downMs == 2000 && $0.oldNodes == [20] && $0.isOpen })
+        #expect(tracker.open[untouched] == nil)
+        // the other replica, probed next: its new node answers, caught up; its window closes
+        let done = tracker.observe(other, nodes: [21], answered: true, short: 0, caughtUp: true, atMs: 2600)
+        #expect(done.map(\.replicaID) == [5] && done.first?.state == .caughtUp && done.first?.newNodes == [21])
+        #expect(tracker.nodeDown(20, atMs: 9000).isEmpty)  // the old session's expiry: the same windows
+    }
+
     @Test func notCaughtUpWithinTheBoundIsUnfinishedButStillFollowed() throws {
         var tracker = RestartTracker(catchupBound: .seconds(10))
         tracker.membership([key: [20]])
         _ = tracker.nodeDown(20, atMs: 0)
         let lateRecord = tracker.observe(key, nodes: [21], answered: true, short: 3, caughtUp: false, atMs: 11_000)
+            .first
         let late = try #require(lateRecord)
         #expect(late.state == .unfinished && late.isOpen)
-        let doneRecord = tracker.observe(key, nodes: [21], answered: true, short: 0, caughtUp: true, atMs: 20_000)
+        let doneRecord = tracker.observe(key, nodes: [21], answered: true, short: 0, caughtUp: true, atMs: 20_000).first
         let done = try #require(doneRecord)
         #expect(done.state == .caughtUp)
     }

@@ -393,6 +393,40 @@ struct ShadowTests {
         #expect(try live(store) == [1: [10], 2: [40]])  // the new log's rows are followed after the report
     }
 
+    @Test func aRecordTheBrokerDeliversAfterALaterOneIsReadAgainNotAGap() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.insert([2], ts: 11)  // offset 1: not yet visible to the first fetch, offset 2 already is
+        w.insert([3], ts: 12)
+        w.tick(20)
+        log.hide(topic: w.topic, offset: 1, fetches: 1)
+        let store = try ShadowStore.inMemory()
+        let stats = try await ingest(log, into: store)
+        #expect(try store.summary().findings.isEmpty)
+        #expect(try live(store) == [1: [10], 2: [11], 3: [12]])
+        #expect(stats.gapRereads == 1)
+        #expect(stats.skippedAlreadyApplied == 0)  // the records after the gap were not taken the first time
+    }
+
+    @Test func offsetsStillMissingAfterTheRereadsAreALogGap() async throws {
+        let log = InMemoryKafkaLog()
+        let w = LogWriter(log: log)
+        w.insert([1], ts: 10)
+        w.insert([2], ts: 11)
+        w.insert([3], ts: 12)
+        w.tick(20)
+        log.hide(topic: w.topic, offset: 1, fetches: 100)
+        let store = try ShadowStore.inMemory()
+        let stats = try await ingest(log, into: store)
+        let findings = try store.summary().findings
+        #expect(findings.map(\.kind) == [.log(.logGap)])
+        #expect(findings.first?.fromOffset == 1)
+        #expect(findings.first?.toOffset == 2)
+        #expect(try live(store) == [1: [10], 3: [12]])
+        #expect(stats.gapRereads == ShadowIngester.maxGapRereads)
+    }
+
     @Test func timestampsGoingBackwardsAreARegression() async throws {
         let log = InMemoryKafkaLog()
         let w = LogWriter(log: log)

@@ -46,9 +46,14 @@ class Watched:
         self.collection = workload.create_reid(self.name)
         self.rng, self.nprng = random.Random(5), np.random.default_rng(5)
         self.written = 0
-        self.insert(rows)
-        self.sidecar = Sidecar(tmp_path, "--unreachable-grace", "5", "--collection", self.name)
-        self.sidecar.wait_whole(self.name, 300)
+        self.sidecar = None
+        try:
+            self.insert(rows)
+            self.sidecar = Sidecar(tmp_path, "--unreachable-grace", "5", "--collection", self.name)
+            self.sidecar.wait_whole(self.name, 300)
+        except BaseException:
+            self.close()  # later tests' sidecars audit every collection: leave none behind
+            raise
 
     def insert(self, n, pks=None):
         rows = [workload.reid_row(self.rng, self.nprng, self.written + i, 2048) for i in range(n)]
@@ -63,7 +68,8 @@ class Watched:
 
     def close(self):
         from pymilvus import utility
-        self.sidecar.stop()
+        if self.sidecar:
+            self.sidecar.stop()
         utility.drop_collection(self.name)
 
 

@@ -32,6 +32,7 @@ public final class AuditorMetrics: Sendable {
         case ingestRecords = "auditd_ingest_records_total"
         case ingestRows = "auditd_ingest_rows_total"
         case undecodable = "auditd_ingest_undecodable_total"
+        case gapRereads = "auditd_ingest_gap_rereads_total"
         case quarantined = "auditd_quarantined_records"
         case kafkaReachable = "auditd_kafka_reachable"
         case stateWritable = "auditd_state_writable"
@@ -54,7 +55,8 @@ public final class AuditorMetrics: Sendable {
             case .replicaStatus: ["collection", "replica", "status"]
             case .replicaHealthy, .restartsTotal, .restartOpen, .restartBehind: ["collection", "replica"]
             case .roundsTotal: ["result"]
-            case .roundDuration, .lastRound, .lastCompleteRound, .ingestRecords, .undecodable, .quarantined,
+            case .roundDuration, .lastRound, .lastCompleteRound, .ingestRecords, .undecodable, .gapRereads,
+                .quarantined,
                 .kafkaReachable, .stateWritable, .auditInterval:
                 []
             case .lastSweep, .rowsCompared, .notAudited: ["collection"]
@@ -87,6 +89,8 @@ public final class AuditorMetrics: Sendable {
             case .ingestRecords: "Kafka records ingested into the shadow."
             case .ingestRows: "Rows ingested by operation (insert, delete)."
             case .undecodable: "Records that could not be decoded (each quarantined with its offset)."
+            case .gapRereads:
+                "Fetches that skipped offsets and were read again from the first missing one (a gap is reported only if they stay missing)."
             case .quarantined: "Records held in the quarantine table."
             case .kafkaReachable: "1 while the Kafka broker answers auditd."
             case .stateWritable:
@@ -114,7 +118,9 @@ public final class AuditorMetrics: Sendable {
         set(.auditInterval, [], Double(auditInterval.components.seconds))
         set(.lastCompleteRound, [], 0)
         set(.kafkaReachable, [], 1)
-        registry.makeCounter(descriptor: Self.descriptor(.undecodable), labels: []).increment(by: Int64(0))
+        for family in [Family.undecodable, .gapRereads] {
+            registry.makeCounter(descriptor: Self.descriptor(family), labels: []).increment(by: Int64(0))
+        }
         for result in ["clean", "findings", "incomplete", "failed"] {
             registry.makeCounter(descriptor: Self.descriptor(.roundsTotal), labels: labels(.roundsTotal, [result]))
                 .increment(by: Int64(0))
@@ -246,8 +252,9 @@ extension AuditorMetrics {
     }
 
     /// Ingest progress since the last call (deltas of the ingester's counters).
-    public func ingested(records: Int64, inserted: Int64, deleted: Int64, undecodable: Int64) {
+    public func ingested(records: Int64, inserted: Int64, deleted: Int64, undecodable: Int64, gapRereads: Int64 = 0) {
         count(.ingestRecords, [], by: records)
+        count(.gapRereads, [], by: gapRereads)
         count(.ingestRows, ["insert"], by: inserted)
         count(.ingestRows, ["delete"], by: deleted)
         count(.undecodable, [], by: undecodable)

@@ -196,7 +196,8 @@ struct IngestService: Service {
         context.metrics.ingested(
             records: Int64(stats.records - base.records), inserted: Int64(stats.insertedRows - base.insertedRows),
             deleted: Int64(stats.deletedKeys - base.deletedKeys),
-            undecodable: Int64(stats.undecodable - base.undecodable))
+            undecodable: Int64(stats.undecodable - base.undecodable),
+            gapRereads: Int64(stats.gapRereads - base.gapRereads))
         context.metrics.kafkaReachable(true)
     }
 }

@@ -156,16 +156,17 @@ struct RestartWatchService: Service {
                         replica, collectionID: collectionID, pkFieldID: pk.id, pkIsInt: pk.type == .int64, timestamp: t)
                 let at = context.clock.nowMs()
                 let wasOpen = tracker.open[key] != nil
-                if let record = tracker.observe(
+                for record in tracker.observe(
                     key, nodes: nodes, answered: count != nil, short: max(0, expected - (count ?? 0)),
                     caughtUp: count == expected, atMs: at)
                 {
-                    await persist(record, opened: !wasOpen, &schemas)
+                    let own = record.collectionID == collectionID && record.replicaID == replica.id
+                    await persist(record, opened: own ? !wasOpen : true, &schemas)
                 }
             }
             // Replicas with an open window that Milvus did not list (no node serves them yet): not answering.
             for key in tracker.open.keys where key.collectionID == collectionID && !seen.contains(key.replicaID) {
-                if let record = tracker.observe(
+                for record in tracker.observe(
                     key, nodes: [], answered: false, short: 0, caughtUp: false, atMs: context.clock.nowMs())
                 {
                     await persist(record, opened: false, &schemas)

@@ -61,25 +61,37 @@ public struct RestartTracker: Sendable {
 
     /// One probe of one replica. `nodes`: its nodes now; `answered`: a count at T came back; `short`: rows
     /// fewer than the log's at T (when answered); `caughtUp`: holds every version the log has at T.
-    /// Returns the record when it changed (opened, served again, caught up, turned unfinished).
+    /// Returns the records that changed: this replica's (opened, served again, caught up, turned unfinished)
+    /// first, then those opened for other replicas of the node this one's new node replaced.
     /// A replica still served by a node that went away (a node stopping gracefully answers until it exits)
     /// is not serving *again*: only answers from the nodes that replaced it count.
     public mutating func observe(
         _ key: Key, nodes: Set<Int64>, answered: Bool, short: Int64, caughtUp: Bool, atMs: Int64
-    ) -> RestartRecord? {
+    ) -> [RestartRecord] {
         var record: RestartRecord
         var changed = false
+        var elsewhere: [RestartRecord] = []
         if let existing = open[key] {
             record = existing
         } else if let joined = nodes.first(where: { arrived[$0] != nil }) {
-            // A restart faster than the old session's expiry: the new node shows up first.
+            // A restart faster than the old session's expiry: the new node shows up first. The node it replaced
+            // is as good as down for every replica it served (other collections' too): their windows open now,
+            // before this arrival is consumed (its old session may expire much later, or never be seen).
+            let replaced = (members[key] ?? []).subtracting(nodes)
             record = RestartRecord(
-                collectionID: key.collectionID, replicaID: key.replicaID,
-                oldNodes: (members[key] ?? []).subtracting(nodes).sorted(), downMs: arrived[joined]!)
+                collectionID: key.collectionID, replicaID: key.replicaID, oldNodes: replaced.sorted(),
+                downMs: arrived[joined]!)
             changed = true
+            for node in replaced.sorted() {
+                elsewhere += nodeDown(node, atMs: arrived[joined]!).filter {
+                    $0.collectionID != key.collectionID || $0.replicaID != key.replicaID
+                }
+            }
+            open[key] = nil
+            gone[key] = nil
         } else {
             if !nodes.isEmpty { members[key] = nodes }
-            return nil
+            return []
         }
         for node in nodes where arrived[node] != nil { arrived[node] = nil }
         let stillOld = !nodes.isDisjoint(with: gone[key] ?? [])
@@ -105,7 +117,7 @@ public struct RestartTracker: Sendable {
                 record.state = .caughtUp
                 open[key] = nil
                 gone[key] = nil
-                return record
+                return [record] + elsewhere
             }
         }
         if record.state == .behind && atMs - record.downMs >= catchupBound.milliseconds64 {
@@ -113,7 +125,7 @@ public struct RestartTracker: Sendable {
             changed = true
         }
         open[key] = record
-        return changed ? record : nil
+        return (changed ? [record] : []) + elsewhere
     }
 
     /// Forgets nodes that arrived but never showed up in a replica within `limit` (a node without replicas).

@@ -60,6 +60,16 @@ public final class LogFollower {
         logger.debug("following", metadata: ["kafka.topic": "\(topic)", "kafka.offset": "\(offset.raw)"])
     }
 
+    /// Reads `topic` again from `offset` (before its position): the records after it are delivered again.
+    public func rewind(_ topic: String, to offset: Int64) throws {
+        guard var position = positions[topic] else { return }
+        position.next = offset
+        position.reachedEnd = false
+        positions[topic] = position
+        try log.assign([TopicPosition(topic: topic, offset: .exact(offset))])
+        logger.debug("rewound", metadata: ["kafka.topic": "\(topic)", "kafka.offset": "\(offset)"])
+    }
+
     /// Forgets a pchannel (its records are ignored until it is followed again).
     public func unfollow(_ topic: String) {
         positions[topic] = nil

@@ -18,6 +18,8 @@ public final class ShadowIngester {
         public var skippedAlreadyApplied = 0
         public var undecodable = 0
         public var findings = 0
+        /// Re-reads of offsets a fetch skipped (at most `maxGapRereads` per gap before it is reported).
+        public var gapRereads = 0
         /// Wall time spent in shadow commits and in polling the log (for benchmarks).
         /// Time spent waiting for commits (they overlap with the next poll).
         public var commitSeconds = 0.0
@@ -37,7 +39,17 @@ public final class ShadowIngester {
         /// A replay that must stop exactly where another shadow committed: the offset of the last time
         /// tick to apply (-1: apply nothing). Records after it are not read.
         var stopAfterTick: Int64?
+        /// Offsets missing from a fetch are read again before they become a `log_gap`: a broker can deliver a
+        /// later record before an earlier one is visible to fetches (measured on Tansu under concurrent
+        /// producers: two consumers each missed a different record). `from`: the first missing offset;
+        /// `rereads`: how often it was read again; `pending`: records of this pchannel are dropped until the
+        /// rewind at the end of the step.
+        var gap: (from: Int64, rereads: Int, pending: Bool)?
     }
+
+    /// How often offsets missing from a fetch are read again (after 250 ms, then 500 ms) before the gap is
+    /// reported.
+    public static let maxGapRereads = 2
 
     private let follower: LogFollower
     /// Times the polls and commits (`Stats`).
@@ -187,6 +199,7 @@ public final class ShadowIngester {
     public var caughtUp: Bool {
         channels.allSatisfy { topic, channel in
             if let stop = channel.stopAfterTick { return channel.checkpoint.tickOffset >= stop }
+            if channel.gap?.pending == true { return false }
             return follower.positions[topic]?.atEnd ?? true
         }
     }
@@ -201,6 +214,8 @@ public final class ShadowIngester {
         for record in batch.records {
             guard let channel = channels[record.topic] else { continue }
             if let stop = channel.stopAfterTick, channel.checkpoint.tickOffset >= stop { continue }
+            // after offsets the broker did not deliver: read again from the first of them (a few times)
+            if channel.gap?.pending == true || rereadsGap(record, channel) { continue }
             stats.records += 1
             // Already applied before a restart, or delivered twice: skip it before paying for a decode.
             if channel.checkpoint.applied.contains(record.offset) || channel.bufferedOffsets.contains(record.offset) {
@@ -224,7 +239,7 @@ public final class ShadowIngester {
             if let closed = receive(record, message) { batches.append(closed) }
         }
         for (topic, offset) in batch.ends {
-            if let channel = channels[topic], offset > channel.checkpoint.nextOffset {
+            if let channel = channels[topic], channel.gap?.pending != true, offset > channel.checkpoint.nextOffset {
                 channels[topic]?.checkpoint.nextOffset = offset
             }
         }
@@ -238,10 +253,39 @@ public final class ShadowIngester {
         }
         let outOfRange = Set(batch.errors.filter { $0.kind == .offsetOutOfRange }.compactMap(\.topic))
         try await submit(batches)
+        try await rewindGaps()
         // Nothing more to read right now (or done): make everything read so far durable before returning.
         if batch.events == 0 || caughtUp { try await flush() }
         for topic in outOfRange.sorted() { try await recheck(topic) }
         return batch.events
+    }
+
+    /// A record after offsets this pchannel never delivered: unless those offsets were read again enough
+    /// times already, drops it (and the rest of the pchannel's records in this poll) for a re-read.
+    private func rereadsGap(_ record: KafkaRecord, _ channel: Channel) -> Bool {
+        let from = channel.checkpoint.nextOffset
+        guard record.offset > from else { return false }
+        let rereads = channel.gap?.from == from ? channel.gap?.rereads ?? 0 : 0
+        guard rereads < Self.maxGapRereads else { return false }
+        channels[record.topic]?.gap = (from, rereads + 1, true)
+        logger.warning(
+            "offsets missing from a fetch: reading them again",
+            metadata: [
+                "kafka.topic": "\(record.topic)", "kafka.offset": "\(from)..<\(record.offset)",
+                "reread": "\(rereads + 1)",
+            ])
+        return true
+    }
+
+    /// Reads again from the first missing offset, after a pause that grows with each re-read.
+    private func rewindGaps() async throws {
+        for topic in channels.keys.sorted() {
+            guard let gap = channels[topic]?.gap, gap.pending else { continue }
+            try await clock.sleep(for: .milliseconds(250 * gap.rereads))
+            try follower.rewind(topic, to: gap.from)
+            channels[topic]?.gap?.pending = false
+            stats.gapRereads += 1
+        }
     }
 
     /// Hands batches to the committer once the previous commit is durable (one in flight, in order).

@@ -11,6 +11,9 @@ public final class InMemoryKafkaLog: KafkaLog {
     struct State {
         var topics: [String: (low: Int64, records: [KafkaRecord])] = [:]
         var positions: [String: Int64] = [:]
+        /// Records fetches skip (the next `count` times they would be delivered), as a broker whose later
+        /// record became visible before an earlier one.
+        var hidden: [String: [Int64: Int]] = [:]
     }
 
     private let state = Mutex(State())
@@ -33,6 +36,11 @@ public final class InMemoryKafkaLog: KafkaLog {
     /// The records a topic holds now (an empty array for a topic never written).
     public func records(topic: String) -> [KafkaRecord] {
         state.withLock { $0.topics[topic]?.records ?? [] }
+    }
+
+    /// The next `fetches` polls that reach `offset` of `topic` skip it and deliver what follows.
+    public func hide(topic: String, offset: Int64, fetches: Int) {
+        state.withLock { $0.hidden[topic, default: [:]][offset] = fetches }
     }
 
     /// Drops everything below `offset` (retention).
@@ -104,7 +112,11 @@ public final class InMemoryKafkaLog: KafkaLog {
                     continue
                 }
                 while position < high, events.count < maxMessages {
-                    events.append(.record(entry.records[Int(position - entry.low)]))
+                    if let left = state.hidden[topic]?[position], left > 0 {
+                        state.hidden[topic]?[position] = left - 1
+                    } else {
+                        events.append(.record(entry.records[Int(position - entry.low)]))
+                    }
                     position += 1
                 }
                 if position == high { events.append(.partitionEnd(topic: topic, partition: 0, offset: high)) }
