@@ -19,8 +19,8 @@ def workload(tmp_path_factory):
     prefix = "it_cli_%08x" % random.getrandbits(32)
     out = tmp_path_factory.mktemp("wl") / "expected.json"
     subprocess.run(
-        [sys.executable, os.path.join(ROOT, "dev", "workload.py"), "--prefix", prefix, "--rows", "5000",
-         "--batch", "20", "--deletes", "500", "--out", str(out)],
+        [sys.executable, os.path.join(ROOT, "dev", "workload.py"), "--prefix", prefix, "--rows", "2000",
+         "--batch", "20", "--deletes", "200", "--out", str(out)],
         check=True,
     )
     return json.load(open(out))
@@ -50,26 +50,26 @@ def test_json_tail_yields_exactly_the_written_rows(workload):
             for key in ("pchannel", "offset", "collection_id", "partition_id", "shard", "pk", "ts", "row_hash"):
                 assert key in o
             assert o["shard"].startswith(o["pchannel"] + "_%d" % c["id"])
-        assert len(inserts) == len(want) == 5000
+        assert len(inserts) == len(want) == 2000
         assert set(got) == set(want)
         assert {pk: rows[0]["row_hash"] for pk, rows in got.items()} == want
         assert sorted(map(str, (o["pk"] for o in deletes))) == sorted(map(str, c["deleted"]))
         assert all(d["ts"] > got[d["pk"]][0]["ts"] for d in deletes)
         # the 20-row batches were split across the 2 shards: no insert message holds more than 20 rows
         per_message = collections.Counter((o["pchannel"], o["offset"]) for o in inserts)
-        assert max(per_message.values()) <= 20 and len(per_message) >= 5000 // 20
+        assert max(per_message.values()) <= 20 and len(per_message) >= 2000 // 20
 
 
 def test_collection_filter_and_text_mode(workload):
     c = workload["collections"][0]
     lines = [json.loads(line) for line in tail("--json", "--until-end", "--collection", c["name"]).stdout.splitlines()]
     assert lines and all(o.get("collection_id") == c["id"] for o in lines if o["type"] != "undecodable")
-    assert sum(1 for o in lines if o["type"] == "insert") == 5000
+    assert sum(1 for o in lines if o["type"] == "insert") == 2000
     by_id = tail("--until-end", "--collection", str(c["id"]))
     text = by_id.stdout.splitlines()
     assert text and all(str(c["id"]) in line for line in text)
-    assert sum(int(line.split(" rows=")[1].split()[0]) for line in text if " insert " in line) == 5000
-    assert "rows inserted=5000" in by_id.stderr
+    assert sum(int(line.split(" rows=")[1].split()[0]) for line in text if " insert " in line) == 2000
+    assert "rows inserted=2000" in by_id.stderr
 
 
 def test_bad_flag_is_one_line_naming_it():
