@@ -5,8 +5,8 @@ collection of every scalar type with Array fields); a random QueryNode is restar
 seconds; the ReID collection is flushed now and then; `auditd serve` audits every --audit-interval seconds.
 Every confirmed data finding is checked by a direct read of both replicas at the finding's T
 (dev/replica_read.py, independent of auditd's code): a confirmed finding the direct read does not show is a
-false positive. At the end the workload stops, auditd gets a quiet period (until every window is caught up, at most --quiet s), and every QueryNode restart must be
-a restart window auditd recorded and saw caught up. auditd's RSS is sampled every 10 s: after the warm-up (the
+false positive. At the end the workload stops, auditd gets a quiet period (until every window is caught up, at
+most --quiet s), and every QueryNode restart must be a restart window auditd recorded and saw caught up. auditd's RSS is sampled every 10 s: after the warm-up (the
 first 10 minutes, or a third of a shorter run) it must grow less than 10 % (runs under 20 minutes only report it).
 
 Writes soak.json and soak.md under --out; exit 0 when the soak passes.

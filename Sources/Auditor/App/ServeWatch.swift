@@ -161,7 +161,7 @@ struct RestartWatchService: Service {
                     caughtUp: count == expected, atMs: at)
                 {
                     let own = record.collectionID == collectionID && record.replicaID == replica.id
-                    await persist(record, opened: own ? !wasOpen : true, &schemas)
+                    await persist(record, opened: !own || !wasOpen, &schemas)
                 }
             }
             // Replicas with an open window that Milvus did not list (no node serves them yet): not answering.

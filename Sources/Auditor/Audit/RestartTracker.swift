@@ -31,11 +31,16 @@ public struct RestartTracker: Sendable {
 
     /// A QueryNode's session went away: every replica it served opens a record at once.
     public mutating func nodeDown(_ nodeID: Int64, atMs: Int64) -> [RestartRecord] {
+        nodeDown(nodeID, atMs: atMs, except: nil)
+    }
+
+    /// `nodeDown` for every replica the node served but `skipped`.
+    private mutating func nodeDown(_ nodeID: Int64, atMs: Int64, except skipped: Key?) -> [RestartRecord] {
         var opened: [RestartRecord] = []
         for (key, nodes) in members.sorted(by: {
             ($0.key.collectionID, $0.key.replicaID) < ($1.key.collectionID, $1.key.replicaID)
         })
-        where nodes.contains(nodeID) {
+        where nodes.contains(nodeID) && key != skipped {
             gone[key, default: []].insert(nodeID)
             if var record = open[key] {
                 if !record.oldNodes.contains(nodeID) { record.oldNodes.append(nodeID) }
@@ -77,18 +82,12 @@ public struct RestartTracker: Sendable {
             // A restart faster than the old session's expiry: the new node shows up first. The node it replaced
             // is as good as down for every replica it served (other collections' too): their windows open now,
             // before this arrival is consumed (its old session may expire much later, or never be seen).
-            let replaced = (members[key] ?? []).subtracting(nodes)
+            let replaced = (members[key] ?? []).subtracting(nodes).sorted()
+            let downMs = arrived[joined]!
             record = RestartRecord(
-                collectionID: key.collectionID, replicaID: key.replicaID, oldNodes: replaced.sorted(),
-                downMs: arrived[joined]!)
+                collectionID: key.collectionID, replicaID: key.replicaID, oldNodes: replaced, downMs: downMs)
             changed = true
-            for node in replaced.sorted() {
-                elsewhere += nodeDown(node, atMs: arrived[joined]!).filter {
-                    $0.collectionID != key.collectionID || $0.replicaID != key.replicaID
-                }
-            }
-            open[key] = nil
-            gone[key] = nil
+            for node in replaced { elsewhere += nodeDown(node, atMs: downMs, except: key) }
         } else {
             if !nodes.isEmpty { members[key] = nodes }
             return []
