@@ -72,4 +72,12 @@ def test_a_short_soak_with_querynode_restarts_passes(tmp_path):
     assert done.returncode == 0 and result["passed"], result["problems"]
     assert len(result["restarts"]) >= 2 and result["rounds"] >= 3  # a debug build in CI: 6 rounds in 195 s
     assert result["workload"]["inserted"] > 0 and result["workload"]["scalars"] > 0
-    assert len(result["restart_windows"]) >= 2 * len(result["restarts"])
+    # Each restart takes one replica of both collections down. A restart while that replica's window is still open
+    # joins it (its old nodes grow) instead of opening another, so count restarted nodes per collection, not windows.
+    windows = result["restart_windows"]
+    old_nodes = {}
+    for window in windows:
+        old_nodes.setdefault(window["collection"], set()).update(window["old_nodes"])
+    assert len(old_nodes) == 2, windows
+    assert all(len(nodes) >= len(result["restarts"]) for nodes in old_nodes.values()), windows
+    assert all(window["caught_up"] for window in windows), windows
